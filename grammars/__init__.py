@@ -1,0 +1,1 @@
+"""The grammars shipped with smtplogscan, one module per log format."""

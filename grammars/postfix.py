@@ -1,0 +1,551 @@
+"""Postfix: TLS failures, successes and deliveries in Postfix's syslog lines.
+
+Postfix writes one handshake failure over several lines of one process: the peer
+on the first (``SSL_accept error from NAME[ADDR]: -1``), the library's reasons on
+the next (``warning: TLS library problem: ...``), then a line that ends the
+connection or the delivery. This grammar joins them by reporting host and pid into
+one event, and follows an outbound failure to the delivery that comes of it, which
+is how mail sent in plaintext after a failed handshake is found.
+
+Speed: pyparsing's `parse_string` costs several microseconds a call, which is too
+much for the success and delivery lines that make up a fifth of a busy log. The
+header and those frequent shapes are pyparsing `Regex` elements whose compiled
+pattern (`.re`) is applied directly; the rare failure shapes are parsed with the
+composed grammar.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyparsing as pp
+
+from smtplogscan import (
+    Culprit,
+    Delivery,
+    Direction,
+    Event,
+    Grammar,
+    Outcome,
+    Peer,
+    Record,
+    Stream,
+    Success,
+    SyslogClock,
+    classify,
+    parse_iso,
+)
+
+# Daemons that appear after the syslog_name: postfix/smtpd, postfix-out/smtp,
+# postfix/submission/smtpd, enforced-tls-smtp/smtp.
+_DAEMONS = (
+    "smtpd|smtp|lmtp|postscreen|tlsproxy|qmgr|cleanup|pickup|bounce|local|virtual"
+    "|pipe|error|discard|anvil|scache|verify|trivial-rewrite|master|tlsmgr"
+    "|proxymap|dnsblog|postlogd|showq|flush|oqmgr|sendmail|postdrop|postqueue"
+)
+_INBOUND = frozenset({"smtpd", "postscreen", "tlsproxy"})
+_OUTBOUND = frozenset({"smtp", "lmtp"})
+_LEVELS = frozenset({"INFO", "NOTICE", "WARNING", "WARN", "ERROR", "DEBUG", "CRIT"})
+
+# Jan 30 16:41:30 mx1 postfix/smtpd[1401]: warning: TLS library problem: ...
+# 2026-12-03T15:01:02.123456+00:00 mx1 postfix/submission/smtpd[1401]: ...
+# 2021-01-24T14:43:33.171226+00:00 INFO    postfix/smtp[138]: ...   (container)
+# mail_1  | Jan 30 16:41:30 mail postfix/smtpd[1401]: ...           (compose prefix)
+HEADER = pp.Regex(
+    r"(?:[\w.-]+ *\| *)?"
+    r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d(?:\.\d+)?)"
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))?"
+    r" *(?:(?P<host>\S+) +)??"
+    rf"(?P<prog>[\w.-]+(?:/[\w.-]+)*/(?P<daemon>{_DAEMONS}))\[(?P<pid>\d+)\]: +"
+    r"(?P<msg>.*)"
+).set_name("syslog header")
+
+# NAME[ADDR] or NAME[ADDR]:PORT, where ADDR may be IPv6 and NAME may be "unknown".
+PEER = pp.Regex(
+    r"(?P<peer_name>[^\s\[\]]*)\[(?P<peer_addr>[^\]\s]*)\](?::(?P<peer_port>\d+))?"
+).set_name("peer")
+REST = pp.Regex(r".*").leave_whitespace()("reason")
+
+# SSL_accept error from unknown[192.0.2.4]: -1
+# SSL_connect error to mx.example.net[192.0.2.10]:25: Connection reset by peer
+SSL_ERROR = (
+    pp.Regex(r"SSL_(?P<op>accept|connect) error (?:from|to)")
+    + PEER
+    + pp.Suppress(":")
+    + REST
+).set_name("SSL error")
+
+# certificate verification failed for mx.example.net[192.0.2.10]:25: untrusted issuer ...
+VERIFY_FAILED = (
+    pp.Regex(r"(?:server )?certificate verification failed for")
+    + PEER
+    + pp.Suppress(":")
+    + REST
+).set_name("verification failure")
+
+# lost connection after STARTTLS from unknown[192.0.2.4]
+LOST_AFTER_STARTTLS = (
+    pp.Regex(r"(?:lost connection|timeout) after STARTTLS from") + PEER
+).set_name("lost connection after STARTTLS")
+
+# TLSRPT: status=failure, domain=example.net, receiving_mx=mx.example.net[192.0.2.10], failure_type=...
+TLSRPT = (
+    pp.Regex(r"TLSRPT: status=failure,.*?receiving_mx=") + PEER + REST
+).set_name("TLSRPT failure")
+
+# Anonymous TLS connection established from mx.example.net[192.0.2.33]: TLSv1.3 with cipher ...
+ESTABLISHED = pp.Regex(
+    r"(?:Anonymous|Untrusted|Trusted|Verified) TLS connection established"
+    r" (?P<way>from|to) (?P<peer_name>[^\s\[\]]*)\[(?P<peer_addr>[^\]\s]*)\]"
+    r"(?::(?P<peer_port>\d+))?: (?P<protocol>\S+) with cipher (?P<cipher>\S+)"
+).set_name("TLS connection established")
+
+# 4Q2xJm1Zq7z9sZt: to=<a@example.net>, relay=mx.example.net[192.0.2.10]:25, ..., status=deferred (...)
+STATUS = pp.Regex(
+    r"(?P<queue_id>[0-9A-Za-z]+): to=<[^>]*>,(?:.*? relay=(?P<relay>\S+?),)?.*?"
+    r" status=(?P<status>sent|deferred|bounced|expired)(?: \((?P<text>.*)\))?$"
+).set_name("delivery status")
+
+# 4Q2xJm1Zq7z9sZt: Cannot start TLS: handshake failure
+CANNOT_START = pp.Regex(
+    r"(?P<queue_id>[0-9A-Za-z]+): (?P<text>Cannot start TLS: .*)"
+).set_name("cannot start TLS")
+
+_LIBRARY = "TLS library problem: "
+# Reasons that our own TLS set-up logs, without a library problem line.
+_SETUP = (
+    "cannot get RSA private key",
+    "cannot get DSA private key",
+    "cannot get ECDSA private key",
+    "cannot get private key",
+    "cannot get certificate",
+    "cannot load certificate",
+    "key values mismatch",
+    "error configuring explicit DH parameters",
+    "does not match next certificate",
+    "cannot load private key",
+    "disabling TLS support",
+)
+_STATUS = {
+    "deferred": Outcome.DEFERRED,
+    "bounced": Outcome.BOUNCED,
+    "expired": Outcome.BOUNCED,
+    "sent": Outcome.PLAINTEXT,
+}
+_header, _established, _status = HEADER.re.match, ESTABLISHED.re.match, STATUS.re.match
+
+
+@dataclass(slots=True)
+class _Handshake:
+    """The lines of one failing handshake seen so far, for one process."""
+
+    time: datetime | None
+    direction: Direction
+    peer: Peer
+    operation: str
+    first_line: int
+    reasons: list[str] = field(default_factory=list)
+    reason_line: int = 0
+    queue_id: str = ""
+
+
+def _peer(tokens: pp.ParseResults) -> Peer:
+    port = tokens.get("peer_port")
+    return Peer(
+        name=tokens.get("peer_name") or "",
+        addr=tokens.get("peer_addr") or "",
+        port=int(port) if port else None,
+    )
+
+
+def _relay_peer(relay: str | None) -> Peer:
+    if not relay or "[" not in relay:
+        return Peer(name=relay or "")
+    match = PEER.re.match(relay)
+    if match is None:
+        return Peer(name=relay)
+    port = match["peer_port"]
+    return Peer(match["peer_name"], match["peer_addr"], int(port) if port else None)
+
+
+class PostfixGrammar(Grammar):
+    """Read Postfix lines from syslog files, journald's text and JSON exports."""
+
+    name = "postfix"
+    mta = "postfix"
+    formats = (
+        "syslog (traditional)",
+        "syslog (RFC 3339)",
+        "journalctl -o short-iso",
+        "journalctl -o json",
+    )
+    prefilter = (
+        "TLS",
+        "SSL",
+        "certificate",
+        "status=",
+        "private key",
+        "key values mismatch",
+        "DH parameters",
+    )
+    description = "Postfix smtpd/smtp TLS failures, joined across lines by process"
+
+    def __init__(self, stream: Stream) -> None:
+        super().__init__(stream)
+        self._clock = SyslogClock(stream.mtime, stream.zone, stream.year)
+        self._open: dict[tuple[str, str], _Handshake] = {}
+        # Outbound failures still waiting to learn what became of the mail.
+        self._waiting: dict[tuple[str, str], Event] = {}
+
+    @classmethod
+    def sniff(cls, lines: Sequence[str]) -> float:
+        hits = sum(1 for line in lines if _is_postfix(line))
+        if not hits:
+            return 0.0
+        return 0.5 + 0.5 * hits / max(len(lines), 1)
+
+    def feed(self, line: str, lineno: int) -> list[Record] | None:
+        header = _split(line)
+        if header is None:
+            return [] if not _looks_like_tls(line) else None
+        stamp, host, daemon, pid, msg = header
+        key = (host, pid)
+        out: list[Record] = []
+
+        if daemon in _OUTBOUND and " status=" in msg:
+            return self._status(key, msg, stamp, host, lineno)
+        if (match := _established(msg)) is not None:
+            return [self._success(match, stamp, host, lineno)]
+        if msg.startswith("SSL_") or msg.startswith("warning: SSL_"):
+            return self._ssl_error(key, msg, stamp, host, daemon, lineno)
+
+        at = msg.find(_LIBRARY)
+        if at >= 0 or msg.startswith("SSL3 alert") or _is_setup(msg):
+            reason = msg[at + len(_LIBRARY) :] if at >= 0 else _strip_warning(msg)
+            handshake = self._open.get(key)
+            if handshake is None:
+                # A reason with no SSL_accept/SSL_connect line before it: our own
+                # set-up failing at start, or a log that begins mid-handshake.
+                handshake = _Handshake(
+                    self._time(stamp), _direction(daemon), Peer(), "", lineno
+                )
+                self._open[key] = handshake
+            if not handshake.reasons:
+                handshake.reason_line = lineno
+            handshake.reasons.append(reason)
+            return out
+
+        if "after STARTTLS" in msg:
+            return self._lost_after_starttls(key, msg, stamp, host, lineno)
+        if msg.find("Cannot start TLS") >= 0:
+            return self._cannot_start(key, msg, stamp, host, lineno)
+        if msg.find("certificate verification failed for") >= 0:
+            return self._verify_failed(key, msg, stamp, host, lineno)
+        if msg.startswith("TLSRPT: status=failure"):
+            return self._tlsrpt(key, msg, stamp, host, lineno)
+        if _mentions_tls_trouble(msg):
+            return None
+        return out
+
+    def finish(self) -> list[Record]:
+        out: list[Record] = []
+        for key in list(self._open):
+            out.extend(self._close(key))
+        self._waiting.clear()
+        return out
+
+    # -- shapes -----------------------------------------------------------------
+
+    def _ssl_error(
+        self, key: tuple[str, str], msg: str, stamp: str, host: str, daemon: str, lineno: int
+    ) -> list[Record]:
+        try:
+            tokens = SSL_ERROR.parse_string(_strip_warning(msg))
+        except pp.ParseException:
+            return []  # "SSL_accept:error in ..." state lines of loglevel 2
+        out = self._close(key)
+        op = "SSL_" + tokens["op"]
+        direction = Direction.INBOUND if op == "SSL_accept" else Direction.OUTBOUND
+        handshake = _Handshake(self._time(stamp), direction, _peer(tokens), op, lineno)
+        reason = tokens.get("reason", "").strip()
+        if reason and reason != "-1":
+            handshake.reasons.append(reason)  # "lost connection", "Connection timed out"
+            handshake.reason_line = lineno
+        self._open[key] = handshake
+        return out
+
+    def _lost_after_starttls(
+        self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
+    ) -> list[Record]:
+        if key in self._open:
+            return self._close(key)
+        try:
+            tokens = LOST_AFTER_STARTTLS.parse_string(msg)
+        except pp.ParseException:
+            return []
+        # The connection died after STARTTLS and no SSL_accept line said more.
+        handshake = _Handshake(
+            self._time(stamp), Direction.INBOUND, _peer(tokens), "", lineno,
+            reasons=[msg], reason_line=lineno,
+        )
+        self._open[key] = handshake
+        return self._close(key)
+
+    def _cannot_start(
+        self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
+    ) -> list[Record]:
+        match = CANNOT_START.re.search(msg)
+        handshake = self._open.get(key)
+        if handshake is not None:
+            handshake.queue_id = match["queue_id"] if match else ""
+            return self._close(key)
+        if key in self._waiting:
+            return []
+        handshake = _Handshake(
+            self._time(stamp), Direction.OUTBOUND, Peer(), "SSL_connect", lineno,
+            reasons=[match["text"] if match else msg], reason_line=lineno,
+            queue_id=match["queue_id"] if match else "",
+        )
+        self._open[key] = handshake
+        return self._close(key)
+
+    def _verify_failed(
+        self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
+    ) -> list[Record]:
+        out = self._close(key)
+        try:
+            tokens = VERIFY_FAILED.parse_string(msg[msg.find("certificate verification") :])
+        except pp.ParseException:
+            return out
+        reason = "certificate verification failed: " + tokens.get("reason", "").strip()
+        self._open[key] = _Handshake(
+            self._time(stamp), Direction.OUTBOUND, _peer(tokens), "SSL_connect", lineno,
+            reasons=[reason], reason_line=lineno,
+        )
+        return out + self._close(key)
+
+    def _tlsrpt(
+        self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
+    ) -> list[Record]:
+        try:
+            tokens = TLSRPT.parse_string(msg)
+        except pp.ParseException:
+            return []
+        self._open[key] = _Handshake(
+            self._time(stamp), Direction.OUTBOUND, _peer(tokens), "", lineno,
+            reasons=[msg], reason_line=lineno,
+        )
+        out = self._close(key)
+        self._waiting.pop(key, None)  # the TLSRPT line repeats a failure's outcome
+        return out
+
+    def _status(
+        self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
+    ) -> list[Record]:
+        match = _status(msg)
+        if match is None:
+            return []
+        out = self._close(key)
+        status = _STATUS[match["status"]]
+        peer = _relay_peer(match["relay"])
+        queue_id, text = match["queue_id"], match["text"] or ""
+
+        waiting = self._waiting.get(key)
+        if waiting is not None and _same_delivery(waiting, peer, queue_id):
+            del self._waiting[key]
+            waiting.outcome = status
+            if not waiting.queue_id:
+                waiting.queue_id = queue_id
+        elif status is not Outcome.PLAINTEXT and _is_tls_policy(text):
+            self._open[key] = _Handshake(
+                self._time(stamp), Direction.OUTBOUND, peer, "", lineno,
+                reasons=[text], reason_line=lineno, queue_id=queue_id,
+            )
+            out += self._close(key)
+            out[-1].outcome = status  # type: ignore[union-attr]
+            self._waiting.pop(key, None)
+        else:
+            self._waiting.pop(key, None)
+
+        if status is not Outcome.PLAINTEXT:
+            out.append(
+                Delivery(self._time(stamp), host, self.mta, peer, status, queue_id,
+                         self.where(lineno))
+            )
+        return out
+
+    def _success(self, match: re.Match[str], stamp: str, host: str, lineno: int) -> Success:
+        port = match["peer_port"]
+        return Success(
+            time=self._time(stamp),
+            host=host,
+            mta=self.mta,
+            direction=Direction.INBOUND if match["way"] == "from" else Direction.OUTBOUND,
+            peer=Peer(match["peer_name"], match["peer_addr"], int(port) if port else None),
+            protocol=match["protocol"],
+            cipher=match["cipher"],
+            source=self.where(lineno),
+        )
+
+    # -- state --------------------------------------------------------------------
+
+    def _close(self, key: tuple[str, str]) -> list[Record]:
+        """Turn the handshake open for `key` into an event, if there is one."""
+        handshake = self._open.pop(key, None)
+        if handshake is None:
+            return []
+        detail = "; ".join(handshake.reasons) or "-1"
+        cause = classify(detail, handshake.direction, self.mta)
+        event = Event(
+            time=handshake.time,
+            host=key[0],
+            mta=self.mta,
+            direction=handshake.direction,
+            peer=handshake.peer,
+            kind=cause.kind,
+            detail=detail,
+            source=self.where(handshake.reason_line or handshake.first_line),
+            culprit=cause.culprit,
+            outcome=Outcome.DROPPED
+            if handshake.direction is Direction.INBOUND and handshake.operation
+            else Outcome.UNKNOWN,
+            cause=cause.id,
+            queue_id=handshake.queue_id,
+            operation=handshake.operation,
+        )
+        if handshake.direction is Direction.OUTBOUND:
+            self._waiting[key] = event
+        return [event]
+
+    def _time(self, stamp: str) -> datetime | None:
+        if not stamp:
+            return None
+        if stamp[0].isdigit():
+            return parse_iso(stamp, self.stream.zone)
+        month, day, clock = stamp.split()
+        return self._clock.stamp(month, int(day), clock)
+
+
+# -- line helpers -------------------------------------------------------------------
+
+
+def _split(line: str) -> tuple[str, str, str, str, str] | None:
+    """Return (stamp, host, daemon, pid, message) of a Postfix line, or None."""
+    if line.startswith("{"):
+        return _split_json(line)
+    match = _header(line)
+    if match is None:
+        return None
+    host = match["host"] or ""
+    if host in _LEVELS:
+        host = ""
+    if match["iso"]:
+        stamp = match["iso"]
+    elif match["mon"]:
+        stamp = f"{match['mon']} {match['day']} {match['clock']}"
+    else:
+        stamp = ""
+    return stamp, host, match["daemon"], match["pid"], match["msg"]
+
+
+def _split_json(line: str) -> tuple[str, str, str, str, str] | None:
+    # journalctl -o json: one object a line; MESSAGE is a list of bytes when the
+    # text was not valid UTF-8.
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    ident = str(entry.get("SYSLOG_IDENTIFIER", ""))
+    daemon = ident.rsplit("/", 1)[-1]
+    if "/" not in ident or daemon not in _DAEMONS.split("|"):
+        return None
+    message = entry.get("MESSAGE", "")
+    if isinstance(message, list):
+        message = bytes(b & 0xFF for b in message if isinstance(b, int)).decode(
+            "utf-8", "replace"
+        )
+    micros = str(entry.get("__REALTIME_TIMESTAMP", ""))
+    stamp = ""
+    if micros.isdigit():
+        stamp = datetime.fromtimestamp(int(micros) / 1e6, UTC).isoformat()
+    pid = str(entry.get("_PID") or entry.get("SYSLOG_PID") or "")
+    return stamp, str(entry.get("_HOSTNAME", "")), daemon, pid, str(message)
+
+
+def _is_postfix(line: str) -> bool:
+    if line.startswith("{"):
+        return _split_json(line) is not None
+    return _header(line) is not None
+
+
+def _direction(daemon: str) -> Direction:
+    if daemon in _INBOUND:
+        return Direction.INBOUND
+    if daemon in _OUTBOUND:
+        return Direction.OUTBOUND
+    return Direction.UNKNOWN
+
+
+def _strip_warning(msg: str) -> str:
+    for prefix in ("warning: ", "fatal: ", "error: "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
+def _is_setup(msg: str) -> bool:
+    return msg.startswith(("warning: ", "fatal: ", "error: ")) and any(
+        s in msg for s in _SETUP
+    )
+
+
+def _is_tls_policy(text: str) -> bool:
+    return any(
+        s in text
+        for s in (
+            "TLS is required",
+            "refused to start TLS",
+            "Server certificate not",
+            "Cannot start TLS",
+            "certificate verification failed",
+            "STARTTLS",
+            "TLS not available",
+        )
+    )
+
+
+def _same_delivery(event: Event, peer: Peer, queue_id: str) -> bool:
+    if event.queue_id:
+        return event.queue_id == queue_id
+    return not event.peer.addr or event.peer.addr == peer.addr
+
+
+def _mentions_tls_trouble(msg: str) -> bool:
+    # Lines that carry TLS words but are routine: set-up chatter, reuse, counters.
+    routine = (
+        "setting up TLS connection",
+        "TLS connection reused",
+        "starttls=",
+        "TLS session cache",
+        "SSL_accept:",
+        "SSL_connect:",
+        "Anonymous TLS",
+        "TLS SNI",
+        "smtp_tls",
+        "smtpd_tls",
+        "tls_",
+    )
+    if any(r in msg for r in routine):
+        return False
+    return any(w in msg for w in ("TLS", "SSL", "certificate"))
+
+
+def _looks_like_tls(line: str) -> bool:
+    return ("TLS" in line or "SSL" in line) and "postfix" in line
+

@@ -1,0 +1,77 @@
+"""The contract between the engine and a log-format grammar.
+
+A grammar is a class. Its class attributes describe it; `sniff` scores the first
+lines of an input; one instance reads one stream, in order, and may keep state
+between lines where one failure spans several of them (Postfix writes the peer and
+the reason on separate lines of one process).
+
+The engine calls `feed` only for lines that contain one of the grammar's
+`prefilter` literals or the words ``TLS`` or ``SSL``; every other line is counted
+and never leaves the byte buffer. A line that `feed` answers with None was not
+understood: when it looks like TLS, it is counted as unmatched and shown in the
+report, so that a new wording is noticed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import ClassVar
+
+from smtplogscan.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """What a grammar may know of the input it reads."""
+
+    name: str
+    #: When the input was last written to; anchors the year of year-less stamps.
+    mtime: datetime
+    #: The zone of stamps that carry no offset; None is the machine's local zone.
+    zone: tzinfo | None = None
+    #: The year of year-less stamps, when the user says it.
+    year: int | None = None
+
+
+class Grammar(ABC):
+    """Turn the lines of one log format into records.
+
+    Subclasses set the class attributes and implement `sniff` and `feed`.
+    """
+
+    #: Short unique name, used by ``--grammar`` and shown by ``smtplogscan grammars``.
+    name: ClassVar[str]
+    #: The MTA that writes this format, as shown in reports (``postfix``, ``exim``).
+    mta: ClassVar[str]
+    #: The log formats read, in words (``syslog``, ``journald-json``, ...).
+    formats: ClassVar[tuple[str, ...]]
+    #: Literals one of which every line that can matter contains.
+    prefilter: ClassVar[tuple[str, ...]]
+    #: One line on what the grammar reads.
+    description: ClassVar[str] = ""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, lines: Sequence[str]) -> float:
+        """Score from 0 (not this format) to 1 (surely this format) the first lines."""
+
+    @abstractmethod
+    def feed(self, line: str, lineno: int) -> list[Record] | None:
+        """Read one line; return the records it completes, or None if not understood.
+
+        An empty list means the line was understood and completes nothing yet.
+        """
+
+    def finish(self) -> list[Record]:
+        """Return what is still pending when the stream ends."""
+        return []
+
+    def where(self, lineno: int) -> str:
+        """Name a line as ``path:line`` for an event's `source`."""
+        return f"{self.stream.name}:{lineno}"

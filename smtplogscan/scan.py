@@ -1,0 +1,293 @@
+"""Read inputs, keep the lines that can matter, and let grammars turn them into records.
+
+The fast path: the input is read in large byte blocks, each block is searched for
+the grammar's prefilter literals (and the words ``TLS`` and ``SSL``) with
+`bytes.find`, and only the lines that hold a hit are decoded and handed to the
+grammar. Every other line is counted and never becomes a Python string.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import BinaryIO
+
+from smtplogscan.errors import FormatError, InputError, ScanError
+from smtplogscan.grammar import Grammar, Stream
+from smtplogscan.records import Delivery, Event, Record, Success
+from smtplogscan.registry import Registry
+from smtplogscan.sources import Input, expand, open_input
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 8 << 20
+#: Longer lines are cut to this many bytes, so one endless line cannot fill memory.
+MAX_LINE = 64 << 10
+SNIFF_LINES = 64
+#: Below this sniff score no grammar is said to recognise an input.
+MIN_SNIFF = 0.2
+#: How many unmatched TLS-looking lines a report keeps as examples.
+KEEP_UNMATCHED = 20
+TLS_WORDS = (b"TLS", b"SSL")
+
+_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError)
+try:  # zlib and lzma raise their own errors on corrupt data
+    import lzma
+    import zlib
+
+    _READ_ERRORS += (zlib.error, lzma.LZMAError)
+except ImportError:  # pragma: no cover - both ship with CPython
+    pass
+
+
+@dataclass(slots=True)
+class Counts:
+    """What a scan read, for the coverage notes of a report."""
+
+    lines: int = 0
+    candidates: int = 0
+    unmatched: int = 0
+    cut_lines: int = 0
+    bytes: int = 0
+    unmatched_examples: list[str] = field(default_factory=list)
+
+    def add(self, other: Counts) -> None:
+        """Add the counts of another input to these."""
+        self.lines += other.lines
+        self.candidates += other.candidates
+        self.unmatched += other.unmatched
+        self.cut_lines += other.cut_lines
+        self.bytes += other.bytes
+        room = KEEP_UNMATCHED - len(self.unmatched_examples)
+        self.unmatched_examples.extend(other.unmatched_examples[: max(room, 0)])
+
+
+@dataclass(slots=True)
+class InputReport:
+    """How one input was read."""
+
+    name: str
+    grammar: str = ""
+    mta: str = ""
+    counts: Counts = field(default_factory=Counts)
+    error: str = ""
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """Everything a scan found, and what it could not read."""
+
+    events: list[Event] = field(default_factory=list)
+    successes: list[Success] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    inputs: list[InputReport] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+
+    def keep(self, records: Iterable[Record]) -> None:
+        """Sort `records` into events, successes and deliveries."""
+        for record in records:
+            if isinstance(record, Event):
+                self.events.append(record)
+            elif isinstance(record, Success):
+                self.successes.append(record)
+            else:
+                self.deliveries.append(record)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to read: which grammar, which zone and year for stamps that lack them."""
+
+    grammar: str | None = None
+    zone: tzinfo | None = None
+    year: int | None = None
+
+
+def scan(
+    paths: Sequence[str],
+    registry: Registry,
+    options: Options = Options(),
+    progress: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Scan every input named by `paths`; errors are collected, never raised."""
+    result = ScanResult()
+    inputs, errors = expand(paths)
+    result.errors.extend(errors)
+    for source in inputs:
+        report = InputReport(source.name)
+        result.inputs.append(report)
+        try:
+            result.keep(_scan_input(source, registry, options, report, progress))
+        except ScanError as err:
+            report.error = str(err)
+            result.errors.append(err)
+        result.counts.add(report.counts)
+    return result
+
+
+def _scan_input(
+    source: Input,
+    registry: Registry,
+    options: Options,
+    report: InputReport,
+    progress: Callable[[int], None] | None,
+) -> list[Record]:
+    stream = open_input(source)
+    records: list[Record] = []
+    try:
+        first = _read(stream, source)
+        grammar_cls = _choose(first, registry, options, source)
+        report.grammar, report.mta = grammar_cls.name, grammar_cls.mta
+        grammar = grammar_cls(
+            Stream(source.name, source.mtime(), options.zone, options.year)
+        )
+        reader = LineReader(grammar, report.counts, records)
+        block = first
+        while block:
+            reader.push(block)
+            if progress is not None:
+                progress(len(block))
+            block = _read(stream, source, reader)
+        reader.close()
+    finally:
+        stream.close()
+    return records
+
+
+def _read(stream: BinaryIO, source: Input, reader: LineReader | None = None) -> bytes:
+    try:
+        return stream.read(BLOCK_SIZE)
+    except _READ_ERRORS as err:
+        if reader is not None:
+            reader.close()  # keep what was read before the fault
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise InputError(f"{source.name}: stopped reading: {reason}") from None
+
+
+def _choose(
+    first: bytes, registry: Registry, options: Options, source: Input
+) -> type[Grammar]:
+    if options.grammar:
+        return registry.get(options.grammar)
+    if not first:
+        raise FormatError(f"{source.name}: empty input")
+    head = [
+        line.decode("utf-8", "replace").rstrip("\r")
+        for line in first[: 1 << 16].split(b"\n")[:SNIFF_LINES]
+    ]
+    return detect(head, registry, source.name)
+
+
+def detect(lines: Sequence[str], registry: Registry, name: str) -> type[Grammar]:
+    """Return the grammar that scores `lines` highest, or raise FormatError."""
+    best: tuple[float, type[Grammar] | None] = (0.0, None)
+    for loaded in registry.grammars.values():
+        try:
+            score = float(loaded.grammar.sniff(lines))
+        except Exception as err:  # a plugin's bug must not stop the scan
+            log.warning("grammar %s failed to sniff %s: %s", loaded.grammar.name, name, err)
+            continue
+        if score > best[0]:
+            best = (score, loaded.grammar)
+    if best[1] is None or best[0] < MIN_SNIFF:
+        raise FormatError(
+            f"{name}: no grammar recognises this input; name one with --grammar"
+        )
+    return best[1]
+
+
+class LineReader:
+    """Split byte blocks into lines and feed the lines that can matter to a grammar."""
+
+    def __init__(self, grammar: Grammar, counts: Counts, out: list[Record]) -> None:
+        self.grammar = grammar
+        self.counts = counts
+        self.out = out
+        self.needles = tuple(
+            dict.fromkeys((*TLS_WORDS, *(w.encode() for w in grammar.prefilter)))
+        )
+        self._carry = b""
+        self._skipping = False  # inside the rest of a line that was cut
+        self._closed = False
+
+    def push(self, block: bytes) -> None:
+        """Take the next block of the stream."""
+        self.counts.bytes += len(block)
+        data = self._carry + block if self._carry else block
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            self._carry = self._bound(data)
+            return
+        self._carry = self._bound(data[end:])
+        self._lines(data, end)
+
+    def close(self) -> None:
+        """Feed the last, unterminated line and let the grammar flush its state."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._carry:
+            self._lines(self._carry + b"\n", len(self._carry) + 1)
+            self._carry = b""
+        self._emit(self.grammar.finish())
+
+    def _bound(self, tail: bytes) -> bytes:
+        # A line longer than MAX_LINE keeps its first MAX_LINE bytes; the rest
+        # of it is dropped as it arrives.
+        if len(tail) <= MAX_LINE:
+            return tail
+        if not self._skipping:
+            self.counts.cut_lines += 1
+            self._lines(tail[:MAX_LINE] + b"\n", MAX_LINE + 1)
+            self.counts.lines -= 1  # the line is counted once, when it ends
+            self._skipping = True
+        return b""
+
+    def _lines(self, data: bytes, end: int) -> None:
+        starts = self._hits(data, end)
+        counts = self.counts
+        first_line = counts.lines + 1
+        if self._skipping:
+            # The first line of this block ends a line already fed in part.
+            cut = data.find(b"\n") + 1
+            starts = [s for s in starts if s >= cut]
+            self._skipping = False
+        counts.lines += data.count(b"\n", 0, end)
+
+        lineno, pos = first_line, 0
+        feed = self.grammar.feed
+        for start in starts:
+            lineno += data.count(b"\n", pos, start)
+            pos = start
+            stop = data.find(b"\n", start, end)
+            raw = data[start:stop]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            line = raw.decode("utf-8", "replace")
+            counts.candidates += 1
+            records = feed(line, lineno)
+            if records is None:
+                counts.unmatched += 1
+                if len(counts.unmatched_examples) < KEEP_UNMATCHED:
+                    counts.unmatched_examples.append(f"{self.grammar.where(lineno)}: {line[:300]}")
+            elif records:
+                self._emit(records)
+
+    def _hits(self, data: bytes, end: int) -> list[int]:
+        """Return the start of every line in data[:end] that holds a needle."""
+        starts: set[int] = set()
+        find, rfind = data.find, data.rfind
+        for needle in self.needles:
+            pos = find(needle, 0, end)
+            while pos != -1:
+                start = rfind(b"\n", 0, pos) + 1
+                starts.add(start)
+                stop = find(b"\n", pos, end)
+                pos = find(needle, stop, end)
+        return sorted(starts)
+
+    def _emit(self, records: list[Record]) -> None:
+        self.out.extend(records)

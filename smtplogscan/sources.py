@@ -1,0 +1,126 @@
+"""Inputs: paths, folders, globs and stdin, opened as decompressed byte streams.
+
+Compression is recognised by the first bytes of the content, never by the file
+name, so ``zcat``-less pipes and mis-named rotations both work.
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import io
+import lzma
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from smtplogscan.errors import InputError
+
+STDIN = "-"
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+# mail.log.3.gz, mail.log-20261201.xz: a rotation number or date after the name.
+_ROTATED = re.compile(r"^(?P<base>.+?)(?:\.(?P<n>\d+)|-(?P<date>\d{8}))(?:\.(?:gz|bz2|xz))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One input to read: a file path, or stdin."""
+
+    name: str
+    path: Path | None
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.path is None
+
+    def mtime(self) -> datetime:
+        """When the input was last written to; now for stdin."""
+        if self.path is None:
+            return datetime.now(UTC)
+        return datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+
+
+def expand(paths: Iterable[str]) -> tuple[list[Input], list[InputError]]:
+    """Turn command-line paths into inputs; name those that cannot be read."""
+    inputs: list[Input] = []
+    errors: list[InputError] = []
+    for given in paths:
+        if given == STDIN:
+            inputs.append(Input("<stdin>", None))
+            continue
+        path = Path(given)
+        if path.is_dir():
+            inputs.extend(Input(str(p), p) for p in rotation_order(_files_in(path)))
+        elif path.exists():
+            inputs.append(Input(given, path))
+        elif glob.has_magic(given):
+            matches = [Path(m) for m in glob.glob(given) if Path(m).is_file()]
+            if not matches:
+                errors.append(InputError(f"{given}: no file matches this pattern"))
+            inputs.extend(Input(str(p), p) for p in rotation_order(matches))
+        else:
+            errors.append(InputError(f"{given}: no such file or folder"))
+    return inputs, errors
+
+
+def _files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+
+def rotation_order(files: Iterable[Path]) -> list[Path]:
+    """Order rotated logs oldest first: ``mail.log.2.gz``, ``mail.log.1``, ``mail.log``."""
+
+    def age(path: Path) -> tuple[str, str, int, int]:
+        match = _ROTATED.match(path.name)
+        if match is None:
+            return (str(path.parent), path.name, 0, 0)
+        if match["n"] is not None:
+            return (str(path.parent), match["base"], 2, -int(match["n"]))
+        return (str(path.parent), match["base"], 1, int(match["date"]))
+
+    # Within one base name: numbered rotations (highest first), then dated ones
+    # (oldest first), then the live file.
+    return sorted(files, key=lambda p: (age(p)[0], age(p)[1], -age(p)[2], age(p)[3]))
+
+
+def open_input(source: Input) -> BinaryIO:
+    """Open `source` for reading, decompressing gzip, bzip2 or xz by content."""
+    try:
+        if source.path is None:
+            raw: BinaryIO = io.BufferedReader(sys.stdin.buffer.raw, 1 << 20)  # type: ignore[attr-defined]
+        else:
+            raw = io.BufferedReader(io.FileIO(source.path, "r"), 1 << 20)
+    except IsADirectoryError:
+        raise InputError(f"{source.name}: is a folder, not a file") from None
+    except OSError as err:
+        raise InputError(f"{source.name}: cannot open: {err.strerror or err}") from None
+
+    try:
+        head = raw.peek(6)[:6]  # type: ignore[attr-defined]
+    except OSError as err:
+        raw.close()
+        raise InputError(f"{source.name}: cannot read: {err.strerror or err}") from None
+    return decompress(raw, head)
+
+
+def decompress(raw: BinaryIO, head: bytes) -> BinaryIO:
+    """Wrap `raw` in the decompressor its first bytes `head` call for."""
+    for magic, method in _MAGIC:
+        if head.startswith(magic):
+            if method == "gzip":
+                return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+            if method == "bzip2":
+                return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
+            return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
+    return raw
+
