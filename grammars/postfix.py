@@ -93,9 +93,9 @@ LOST_AFTER_STARTTLS = (
 ).set_name("lost connection after STARTTLS")
 
 # TLSRPT: status=failure, domain=example.net, receiving_mx=mx.example.net[192.0.2.10], failure_type=...
-TLSRPT = (
-    pp.Regex(r"TLSRPT: status=failure,.*?receiving_mx=") + PEER + REST
-).set_name("TLSRPT failure")
+TLSRPT = (pp.Regex(r"TLSRPT: status=failure,.*?receiving_mx=") + PEER + REST).set_name(
+    "TLSRPT failure"
+)
 
 # Anonymous TLS connection established from mx.example.net[192.0.2.33]: TLSv1.3 with cipher ...
 ESTABLISHED = pp.Regex(
@@ -116,20 +116,17 @@ CANNOT_START = pp.Regex(
 ).set_name("cannot start TLS")
 
 _LIBRARY = "TLS library problem: "
-# Reasons that our own TLS set-up logs, without a library problem line.
-_SETUP = (
-    "cannot get RSA private key",
-    "cannot get DSA private key",
-    "cannot get ECDSA private key",
-    "cannot get private key",
-    "cannot get certificate",
-    "cannot load certificate",
-    "key values mismatch",
-    "error configuring explicit DH parameters",
-    "does not match next certificate",
-    "cannot load private key",
-    "disabling TLS support",
+# Our own TLS set-up failing, in Postfix's words rather than the library's:
+# warning: cannot get RSA private key from file /etc/ssl/private/mx1.key: disabling TLS support
+# warning: error loading private keys and certificates from: SNI data for mx1.example.com: ...
+_SETUP = re.compile(
+    r"(?:(?:warning|fatal|error): )?(?:cannot (?:get|load) |error loading |error configuring"
+    r" explicit DH|.*(?:key values mismatch|does not match next certificate"
+    r"|disabling TLS support))"
 )
+# OpenSSL 3 reports a client that leaves without close_notify this way, also after
+# a complete session; only inside a handshake is it a failure.
+_EOF_ONLY = "unexpected eof while reading"
 _STATUS = {
     "deferred": Outcome.DEFERRED,
     "bounced": Outcome.BOUNCED,
@@ -200,6 +197,8 @@ class PostfixGrammar(Grammar):
         self._open: dict[tuple[str, str], _Handshake] = {}
         # Outbound failures still waiting to learn what became of the mail.
         self._waiting: dict[tuple[str, str], Event] = {}
+        # Processes whose current connection completed a TLS handshake.
+        self._established: set[tuple[str, str]] = set()
 
     @classmethod
     def sniff(cls, lines: Sequence[str]) -> float:
@@ -219,7 +218,7 @@ class PostfixGrammar(Grammar):
         if daemon in _OUTBOUND and " status=" in msg:
             return self._status(key, msg, stamp, host, lineno)
         if (match := _established(msg)) is not None:
-            return [self._success(match, stamp, host, lineno)]
+            return self._success(key, match, stamp, host, lineno)
         if msg.startswith("SSL_") or msg.startswith("warning: SSL_"):
             return self._ssl_error(key, msg, stamp, host, daemon, lineno)
 
@@ -245,6 +244,8 @@ class PostfixGrammar(Grammar):
             return self._cannot_start(key, msg, stamp, host, lineno)
         if msg.find("certificate verification failed for") >= 0:
             return self._verify_failed(key, msg, stamp, host, lineno)
+        if "Server certificate not" in msg:
+            return self._not_verified(key, msg, stamp, lineno)
         if msg.startswith("TLSRPT: status=failure"):
             return self._tlsrpt(key, msg, stamp, host, lineno)
         if _mentions_tls_trouble(msg):
@@ -261,19 +262,39 @@ class PostfixGrammar(Grammar):
     # -- shapes -----------------------------------------------------------------
 
     def _ssl_error(
-        self, key: tuple[str, str], msg: str, stamp: str, host: str, daemon: str, lineno: int
+        self,
+        key: tuple[str, str],
+        msg: str,
+        stamp: str,
+        host: str,
+        daemon: str,
+        lineno: int,
     ) -> list[Record]:
         try:
             tokens = SSL_ERROR.parse_string(_strip_warning(msg))
         except pp.ParseException:
             return []  # "SSL_accept:error in ..." state lines of loglevel 2
-        out = self._close(key)
         op = "SSL_" + tokens["op"]
         direction = Direction.INBOUND if op == "SSL_accept" else Direction.OUTBOUND
         handshake = _Handshake(self._time(stamp), direction, _peer(tokens), op, lineno)
+        orphan = self._open.get(key)
+        out: list[Record] = []
+        if orphan is not None and not orphan.operation:
+            # Reasons logged before the SSL_accept line (a per-handshake SNI key
+            # set-up, say) belong to this handshake.
+            del self._open[key]
+            handshake.reasons, handshake.reason_line = (
+                orphan.reasons,
+                orphan.reason_line,
+            )
+        else:
+            out = self._close(key)
+        self._established.discard(key)
         reason = tokens.get("reason", "").strip()
-        if reason and reason != "-1":
-            handshake.reasons.append(reason)  # "lost connection", "Connection timed out"
+        if reason and not reason.lstrip("-").isdigit():
+            handshake.reasons.append(
+                reason
+            )  # "lost connection", "Connection timed out"
             handshake.reason_line = lineno
         self._open[key] = handshake
         return out
@@ -289,8 +310,13 @@ class PostfixGrammar(Grammar):
             return []
         # The connection died after STARTTLS and no SSL_accept line said more.
         handshake = _Handshake(
-            self._time(stamp), Direction.INBOUND, _peer(tokens), "", lineno,
-            reasons=[msg], reason_line=lineno,
+            self._time(stamp),
+            Direction.INBOUND,
+            _peer(tokens),
+            "",
+            lineno,
+            reasons=[msg],
+            reason_line=lineno,
         )
         self._open[key] = handshake
         return self._close(key)
@@ -306,8 +332,13 @@ class PostfixGrammar(Grammar):
         if key in self._waiting:
             return []
         handshake = _Handshake(
-            self._time(stamp), Direction.OUTBOUND, Peer(), "SSL_connect", lineno,
-            reasons=[match["text"] if match else msg], reason_line=lineno,
+            self._time(stamp),
+            Direction.OUTBOUND,
+            Peer(),
+            "SSL_connect",
+            lineno,
+            reasons=[match["text"] if match else msg],
+            reason_line=lineno,
             queue_id=match["queue_id"] if match else "",
         )
         self._open[key] = handshake
@@ -318,15 +349,43 @@ class PostfixGrammar(Grammar):
     ) -> list[Record]:
         out = self._close(key)
         try:
-            tokens = VERIFY_FAILED.parse_string(msg[msg.find("certificate verification") :])
+            tokens = VERIFY_FAILED.parse_string(
+                msg[msg.find("certificate verification") :]
+            )
         except pp.ParseException:
             return out
         reason = "certificate verification failed: " + tokens.get("reason", "").strip()
         self._open[key] = _Handshake(
-            self._time(stamp), Direction.OUTBOUND, _peer(tokens), "SSL_connect", lineno,
-            reasons=[reason], reason_line=lineno,
+            self._time(stamp),
+            Direction.OUTBOUND,
+            _peer(tokens),
+            "SSL_connect",
+            lineno,
+            reasons=[reason],
+            reason_line=lineno,
         )
         return out + self._close(key)
+
+    def _not_verified(
+        self, key: tuple[str, str], msg: str, stamp: str, lineno: int
+    ) -> list[Record]:
+        # 3C1D8C1D28: Server certificate not trusted
+        queue_id, _, text = msg.partition(": ")
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            waiting.queue_id = waiting.queue_id or queue_id
+            return []
+        self._open[key] = _Handshake(
+            self._time(stamp),
+            Direction.OUTBOUND,
+            Peer(),
+            "SSL_connect",
+            lineno,
+            reasons=[text or msg],
+            reason_line=lineno,
+            queue_id=queue_id,
+        )
+        return self._close(key)
 
     def _tlsrpt(
         self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
@@ -336,8 +395,13 @@ class PostfixGrammar(Grammar):
         except pp.ParseException:
             return []
         self._open[key] = _Handshake(
-            self._time(stamp), Direction.OUTBOUND, _peer(tokens), "", lineno,
-            reasons=[msg], reason_line=lineno,
+            self._time(stamp),
+            Direction.OUTBOUND,
+            _peer(tokens),
+            "",
+            lineno,
+            reasons=[msg],
+            reason_line=lineno,
         )
         out = self._close(key)
         self._waiting.pop(key, None)  # the TLSRPT line repeats a failure's outcome
@@ -362,8 +426,14 @@ class PostfixGrammar(Grammar):
                 waiting.queue_id = queue_id
         elif status is not Outcome.PLAINTEXT and _is_tls_policy(text):
             self._open[key] = _Handshake(
-                self._time(stamp), Direction.OUTBOUND, peer, "", lineno,
-                reasons=[text], reason_line=lineno, queue_id=queue_id,
+                self._time(stamp),
+                Direction.OUTBOUND,
+                peer,
+                "",
+                lineno,
+                reasons=[text],
+                reason_line=lineno,
+                queue_id=queue_id,
             )
             out += self._close(key)
             out[-1].outcome = status  # type: ignore[union-attr]
@@ -373,23 +443,49 @@ class PostfixGrammar(Grammar):
 
         if status is not Outcome.PLAINTEXT:
             out.append(
-                Delivery(self._time(stamp), host, self.mta, peer, status, queue_id,
-                         self.where(lineno))
+                Delivery(
+                    self._time(stamp),
+                    host,
+                    self.mta,
+                    peer,
+                    status,
+                    queue_id,
+                    self.where(lineno),
+                )
             )
         return out
 
-    def _success(self, match: re.Match[str], stamp: str, host: str, lineno: int) -> Success:
+    def _success(
+        self,
+        key: tuple[str, str],
+        match: re.Match[str],
+        stamp: str,
+        host: str,
+        lineno: int,
+    ) -> list[Record]:
         port = match["peer_port"]
-        return Success(
-            time=self._time(stamp),
-            host=host,
-            mta=self.mta,
-            direction=Direction.INBOUND if match["way"] == "from" else Direction.OUTBOUND,
-            peer=Peer(match["peer_name"], match["peer_addr"], int(port) if port else None),
-            protocol=match["protocol"],
-            cipher=match["cipher"],
-            source=self.where(lineno),
-        )
+        waiting = self._waiting.get(key)
+        if waiting is not None and waiting.peer.addr == match["peer_addr"]:
+            # "Untrusted TLS connection established" right after the same
+            # server's certificate failed verification: the session is abandoned.
+            return []
+        self._established.add(key)
+        return [
+            Success(
+                time=self._time(stamp),
+                host=host,
+                mta=self.mta,
+                direction=Direction.INBOUND
+                if match["way"] == "from"
+                else Direction.OUTBOUND,
+                peer=Peer(
+                    match["peer_name"], match["peer_addr"], int(port) if port else None
+                ),
+                protocol=match["protocol"],
+                cipher=match["cipher"],
+                source=self.where(lineno),
+            )
+        ]
 
     # -- state --------------------------------------------------------------------
 
@@ -397,6 +493,8 @@ class PostfixGrammar(Grammar):
         """Turn the handshake open for `key` into an event, if there is one."""
         handshake = self._open.pop(key, None)
         if handshake is None:
+            return []
+        if not handshake.operation and all(_EOF_ONLY in r for r in handshake.reasons):
             return []
         detail = "; ".join(handshake.reasons) or "-1"
         cause = classify(detail, handshake.direction, self.mta)
@@ -440,6 +538,9 @@ def _split(line: str) -> tuple[str, str, str, str, str] | None:
     match = _header(line)
     if match is None:
         return None
+    inner = _header(match["msg"]) if " | " in match["msg"][:40] else None
+    if inner is not None:
+        match = inner  # docker logs that repeat the whole prefix inside the message
     host = match["host"] or ""
     if host in _LEVELS:
         host = ""
@@ -500,9 +601,7 @@ def _strip_warning(msg: str) -> str:
 
 
 def _is_setup(msg: str) -> bool:
-    return msg.startswith(("warning: ", "fatal: ", "error: ")) and any(
-        s in msg for s in _SETUP
-    )
+    return _SETUP.match(msg) is not None
 
 
 def _is_tls_policy(text: str) -> bool:
@@ -540,12 +639,15 @@ def _mentions_tls_trouble(msg: str) -> bool:
         "smtp_tls",
         "smtpd_tls",
         "tls_",
+        "TLS engine",
+        "TLS cache",
+        "TLS cipher list",
+        "session cache",
     )
-    if any(r in msg for r in routine):
-        return False
+    if any(r in msg for r in routine) or PEER.re.match(msg):
+        return False  # "NAME[ADDR]: TLS cipher list ..." is loglevel 2 chatter
     return any(w in msg for w in ("TLS", "SSL", "certificate"))
 
 
 def _looks_like_tls(line: str) -> bool:
     return ("TLS" in line or "SSL" in line) and "postfix" in line
-
