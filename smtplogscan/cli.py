@@ -1,2 +1,283 @@
-"""Placeholder replaced below."""
-def main() -> None: ...
+"""The command line: the only place that prints, exits and sets up logging.
+
+Exit statuses: 0 done; 1 some input could not be read (the report is still
+printed); 2 usage error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+
+from smtplogscan import registry as registry_mod
+from smtplogscan.errors import ScanError, UsageError
+from smtplogscan.frame import sort_events
+from smtplogscan.scan import Options, ScanResult, scan
+
+EXIT_INPUT = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("smtplogscan")
+
+app = typer.Typer(
+    name="smtplogscan",
+    help="Find failed TLS handshakes in mail-server logs, and say why and who must act.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    CSV = "csv"
+    HTML = "html"
+
+
+class EventFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+_debug = False
+
+Paths = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Log files, folders of rotated logs, globs, or - for stdin. "
+        "With none, stdin is read when it is a pipe.",
+        show_default=False,
+    ),
+]
+GrammarOpt = Annotated[
+    str | None, typer.Option("--grammar", "-g", help="Read every input with this grammar.")
+]
+GrammarPath = Annotated[
+    list[Path] | None,
+    typer.Option("--grammar-path", help="A folder of grammar plugins (*.py); repeatable."),
+]
+YearOpt = Annotated[
+    int | None, typer.Option("--year", help="Year of syslog stamps that carry none.")
+]
+ZoneOpt = Annotated[
+    str | None,
+    typer.Option("--timezone", help="IANA zone of stamps without an offset (default: local)."),
+]
+UtcOpt = Annotated[bool, typer.Option("--utc", help="Print times in UTC.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    typer.echo(f"smtplogscan: {message}", err=True)
+    raise typer.Exit(status)
+
+
+def _setup_logging(verbose: int, quiet: bool, debug: bool) -> None:
+    global _debug
+    _debug = debug
+    level = logging.ERROR if quiet else logging.WARNING
+    if verbose or debug:
+        level = logging.DEBUG if verbose > 1 or debug else logging.INFO
+    logging.basicConfig(level=level, format="smtplogscan: %(message)s", stream=sys.stderr)
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)") from None
+
+
+def _inputs(paths: list[str] | None) -> list[str]:
+    if paths:
+        return paths
+    if sys.stdin is not None and not sys.stdin.isatty():
+        return ["-"]
+    raise UsageError("no input: name log files, or pipe a log into smtplogscan")
+
+
+def _run(
+    paths: list[str] | None,
+    grammar: str | None,
+    grammar_path: list[Path] | None,
+    year: int | None,
+    timezone: str | None,
+) -> ScanResult:
+    registry = registry_mod.load(grammar_path or [])
+    for failure in registry.failures:
+        log.warning("%s", failure)
+    options = Options(grammar=grammar, zone=_zone(timezone), year=year)
+    if grammar is not None:
+        try:
+            registry.get(grammar)  # an unknown name is a usage error, before reading
+        except ScanError as err:
+            raise UsageError(str(err)) from None
+    result = scan(_inputs(paths), registry, options)
+    for error in result.errors:
+        typer.echo(f"smtplogscan: {error}", err=True)
+    return result
+
+
+def _write(chunks: Iterable[str], output: Path | None) -> None:
+    if output is not None:
+        with output.open("w", encoding="utf-8") as handle:
+            handle.writelines(chunks)
+        return
+    for chunk in chunks:
+        sys.stdout.write(chunk)
+    sys.stdout.flush()
+
+
+@app.command()
+def report(
+    paths: Paths = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="Report format.")
+    ] = ReportFormat.TEXT,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    template_dir: Annotated[
+        Path | None,
+        typer.Option("--template-dir", help="A folder whose templates override ours."),
+    ] = None,
+    grammar: GrammarOpt = None,
+    grammar_path: GrammarPath = None,
+    year: YearOpt = None,
+    timezone: ZoneOpt = None,
+    utc: UtcOpt = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Scan logs and report the TLS failures per peer, with causes and fixes."""
+    from smtplogscan import report as render
+    from smtplogscan.analysis import analyse
+
+    _setup_logging(verbose, quiet, debug)
+    result = _run(paths, grammar, grammar_path, year, timezone)
+    if utc:
+        _to_utc(result)
+    analysis = analyse(result)
+    examples = result.counts.unmatched_examples
+    if fmt is ReportFormat.JSON:
+        text = render.render_json(analysis, examples)
+    elif fmt is ReportFormat.CSV:
+        text = render.render_csv(analysis)
+    elif fmt is ReportFormat.HTML:
+        text = render.render_html(analysis, examples, template_dir)
+    else:
+        text = render.render_text(analysis, examples, template_dir)
+    _write([text], output)
+    if result.errors:
+        raise typer.Exit(EXIT_INPUT)
+
+
+@app.command()
+def events(
+    paths: Paths = None,
+    fmt: Annotated[
+        EventFormat, typer.Option("--format", "-f", help="One event per line, as JSON or CSV.")
+    ] = EventFormat.JSONL,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    grammar: GrammarOpt = None,
+    grammar_path: GrammarPath = None,
+    year: YearOpt = None,
+    timezone: ZoneOpt = None,
+    utc: UtcOpt = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print every TLS failure as one line of JSON or CSV."""
+    from smtplogscan.report import iter_event_lines
+
+    _setup_logging(verbose, quiet, debug)
+    result = _run(paths, grammar, grammar_path, year, timezone)
+    _write(iter_event_lines(sort_events(result.events), fmt.value, utc), output)
+    if result.errors:
+        raise typer.Exit(EXIT_INPUT)
+
+
+@app.command()
+def grammars(
+    grammar_path: GrammarPath = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List every grammar, the formats it reads and where it came from."""
+    from smtplogscan.report import clean
+
+    _setup_logging(verbose, quiet, debug)
+    registry = registry_mod.load(grammar_path or [])
+    for name, loaded in sorted(registry.grammars.items()):
+        grammar = loaded.grammar
+        typer.echo(f"{clean(name)}  ({clean(grammar.mta)})  {clean(grammar.description)}")
+        typer.echo(f"    formats: {clean(', '.join(grammar.formats))}")
+        typer.echo(f"    from:    {clean(loaded.origin)}")
+    for failure in registry.failures:
+        typer.echo(f"smtplogscan: {clean(failure)}", err=True)
+
+
+def _to_utc(result: ScanResult) -> None:
+    from datetime import UTC
+
+    for record in (*result.events, *result.successes, *result.deliveries):
+        if record.time is not None:
+            record.time = record.time.astimezone(UTC)
+
+
+def main() -> None:
+    """Run the command line; turn errors into one line on stderr and a status."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, and keep Python from
+        # complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except KeyboardInterrupt:
+        typer.echo("smtplogscan: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except ScanError as err:
+        if _debug:
+            raise
+        typer.echo(f"smtplogscan: error: {err}", err=True)
+        sys.exit(EXIT_USAGE if isinstance(err, UsageError) else EXIT_INPUT)
+    except Exception as err:  # click's usage errors and anything unforeseen
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            typer.echo("smtplogscan: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if _debug:
+            raise
+        typer.echo(
+            f"smtplogscan: internal error: {type(err).__name__}: {err} (run with --debug)",
+            err=True,
+        )
+        sys.exit(70)

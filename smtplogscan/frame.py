@@ -1,0 +1,128 @@
+"""Records -> pandas DataFrames with a fixed schema, and events -> plain rows.
+
+`event_row` is the one place where an event becomes the public JSON/CSV shape; the
+JSON contract in the README lists these fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from smtplogscan.records import Delivery, Event, Success
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EVENT_FIELDS = (
+    "time",
+    "host",
+    "mta",
+    "direction",
+    "peer_name",
+    "peer_addr",
+    "peer_port",
+    "helo",
+    "kind",
+    "detail",
+    "culprit",
+    "outcome",
+    "cause",
+    "queue_id",
+    "operation",
+    "source",
+)
+
+
+def event_row(event: Event, utc: bool = False) -> dict[str, Any]:
+    """Return the public, JSON-ready form of one event."""
+    when = event.time
+    if when is not None and utc:
+        when = when.astimezone(UTC)
+    return {
+        "time": when.isoformat() if when is not None else None,
+        "host": event.host,
+        "mta": event.mta,
+        "direction": str(event.direction),
+        "peer_name": event.peer.name,
+        "peer_addr": event.peer.addr,
+        "peer_port": event.peer.port,
+        "helo": event.peer.helo,
+        "kind": str(event.kind),
+        "detail": event.detail,
+        "culprit": str(event.culprit),
+        "outcome": str(event.outcome),
+        "cause": event.cause,
+        "queue_id": event.queue_id,
+        "operation": event.operation,
+        "source": event.source,
+        **({"extra": event.extra} if event.extra else {}),
+    }
+
+
+def _order(source: str) -> tuple[str, int]:
+    path, _, line = source.rpartition(":")
+    return (path, int(line)) if line.isdigit() else (source, 0)
+
+
+def sort_events(events: Sequence[Event]) -> list[Event]:
+    """Order events as their lines stand in the inputs."""
+    return sorted(events, key=lambda e: _order(e.source))
+
+
+def _utc(frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    frame["when"] = pd.to_datetime(
+        [t.astimezone(UTC) if t is not None else None for t in frame.pop("time_obj")],
+        utc=True,
+    )
+    return frame
+
+
+def events_frame(events: Sequence[Event]) -> pd.DataFrame:
+    """One row per event, columns as in `EVENT_FIELDS`, plus ``when`` in UTC."""
+    import pandas as pd
+
+    rows = [event_row(e) for e in events]
+    frame = pd.DataFrame(rows, columns=list(EVENT_FIELDS))
+    frame["time_obj"] = [e.time for e in events]
+    return _utc(frame)
+
+
+def successes_frame(successes: Sequence[Success]) -> pd.DataFrame:
+    """One row per successful TLS session."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "host": [s.host for s in successes],
+            "mta": [s.mta for s in successes],
+            "direction": [str(s.direction) for s in successes],
+            "peer_name": [s.peer.name for s in successes],
+            "peer_addr": [s.peer.addr for s in successes],
+            "protocol": [s.protocol for s in successes],
+            "cipher": [s.cipher for s in successes],
+            "time_obj": [s.time for s in successes],
+        }
+    )
+    return _utc(frame)
+
+
+def deliveries_frame(deliveries: Sequence[Delivery]) -> pd.DataFrame:
+    """One row per deferred or bounced delivery, whatever its reason."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "host": [d.host for d in deliveries],
+            "mta": [d.mta for d in deliveries],
+            "peer_name": [d.peer.name for d in deliveries],
+            "peer_addr": [d.peer.addr for d in deliveries],
+            "status": [str(d.status) for d in deliveries],
+            "queue_id": [d.queue_id for d in deliveries],
+            "time_obj": [d.time for d in deliveries],
+        }
+    )
+    return _utc(frame)
