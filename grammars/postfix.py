@@ -188,6 +188,7 @@ class PostfixGrammar(Grammar):
         "private key",
         "key values mismatch",
         "DH parameters",
+        '"MESSAGE":[',  # journald writes non-UTF-8 messages as arrays of bytes
     )
     description = "Postfix smtpd/smtp TLS failures, joined across lines by process"
 
@@ -509,7 +510,7 @@ class PostfixGrammar(Grammar):
             source=self.where(handshake.reason_line or handshake.first_line),
             culprit=cause.culprit,
             outcome=Outcome.DROPPED
-            if handshake.direction is Direction.INBOUND and handshake.operation
+            if handshake.direction is Direction.INBOUND and handshake.peer.addr
             else Outcome.UNKNOWN,
             cause=cause.id,
             queue_id=handshake.queue_id,

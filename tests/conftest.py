@@ -1,0 +1,33 @@
+"""Fixtures shared by the tests: the registry, and scanning text or files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from smtplogscan import Options, ScanResult, registry, scan
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_logs"
+CORPUS = ROOT.parent / "shared" / "corpus" / "public-lines.jsonl"
+
+
+@pytest.fixture(scope="session")
+def grammars() -> registry.Registry:
+    return registry.load()
+
+
+@pytest.fixture
+def scan_text(
+    tmp_path: Path, grammars: registry.Registry
+) -> Callable[..., ScanResult]:
+    """Scan `text` written to a file; `grammar` forces one, else it is detected."""
+
+    def run(text: str, grammar: str | None = "postfix", **options: object) -> ScanResult:
+        path = tmp_path / "mail.log"
+        path.write_text(text, encoding="utf-8")
+        return scan([str(path)], grammars, Options(grammar=grammar, **options))  # type: ignore[arg-type]
+
+    return run
