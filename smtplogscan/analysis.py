@@ -265,4 +265,10 @@ def _notes(result: ScanResult, successes: pd.DataFrame) -> list[str]:
         notes.append(f"{counts.cut_lines} over-long line(s) were cut to 64 KiB.")
     for error in result.errors:
         notes.append(f"Not fully read: {error}")
+    if result.skipped:
+        names = ", ".join(result.skipped[:5]) + (", …" if len(result.skipped) > 5 else "")
+        notes.append(
+            f"{len(result.skipped)} file(s) in the folders read are no log a grammar"
+            f" knows and were skipped: {names}"
+        )
     return notes

@@ -49,6 +49,20 @@ def _cell(value: object, width: int, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+def _peer_label(peer: dict[str, Any], width: int) -> str:
+    """``name [addr]`` in `width` columns, shortening the name, never the address."""
+    name, addr = clean(peer.get("peer_name")), clean(peer.get("peer_addr") or "")
+    if not addr or addr == name:
+        return _cell(name, width)
+    tail = f" [{addr}]"
+    room = width - len(tail)
+    if room < 4:
+        return _cell(addr, width)
+    if len(name) <= room:
+        return _cell(name + tail, width)
+    return _cell(name, room) + tail
+
+
 def _wrap(value: object, indent: int = 4, width: int = WIDTH) -> str:
     pad = " " * indent
     return textwrap.fill(
@@ -82,7 +96,7 @@ def environment(template_dir: Path | None = None, html: bool = False) -> jinja2.
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(cell=_cell, wrap=_wrap, percent=_percent, pairs=_pairs, clean=clean)
+    env.filters.update(peer_label=_peer_label, cell=_cell, wrap=_wrap, percent=_percent, pairs=_pairs, clean=clean)
     return env
 
 

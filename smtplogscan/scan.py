@@ -85,6 +85,8 @@ class ScanResult:
     counts: Counts = field(default_factory=Counts)
     inputs: list[InputReport] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
+    #: Files found in folders that no grammar recognised.
+    skipped: list[str] = field(default_factory=list)
 
     def keep(self, records: Iterable[Record]) -> None:
         """Sort `records` into events, successes and deliveries."""
@@ -118,12 +120,18 @@ def scan(
     result.errors.extend(errors)
     for source in inputs:
         report = InputReport(source.name)
-        result.inputs.append(report)
         try:
             result.keep(_scan_input(source, registry, options, report, progress))
+        except FormatError as err:
+            if source.found:
+                result.skipped.append(source.name)
+                continue
+            report.error = str(err)
+            result.errors.append(err)
         except ScanError as err:
             report.error = str(err)
             result.errors.append(err)
+        result.inputs.append(report)
         result.counts.add(report.counts)
     return result
 

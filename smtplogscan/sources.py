@@ -38,6 +38,9 @@ class Input:
 
     name: str
     path: Path | None
+    #: Found by walking a folder rather than named: one that is no mail log is
+    #: skipped, not an error.
+    found: bool = False
 
     @property
     def is_stdin(self) -> bool:
@@ -60,7 +63,7 @@ def expand(paths: Iterable[str]) -> tuple[list[Input], list[InputError]]:
             continue
         path = Path(given)
         if path.is_dir():
-            inputs.extend(Input(str(p), p) for p in rotation_order(_files_in(path)))
+            inputs.extend(Input(str(p), p, True) for p in rotation_order(_files_in(path)))
         elif path.exists():
             inputs.append(Input(given, path))
         elif glob.has_magic(given):
@@ -74,7 +77,11 @@ def expand(paths: Iterable[str]) -> tuple[list[Input], list[InputError]]:
 
 
 def _files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
 
 
 def rotation_order(files: Iterable[Path]) -> list[Path]:

@@ -48,7 +48,8 @@ def rewrite(line: str, domains: dict[str, str], ports: dict[str, int]) -> str:
         if msgid in domains:
             name, addr = peer(domains[msgid], ports)
             line = line.replace("localhost [127.0.0.1]", f"{name} [127.0.0.1]")
-            line = re.sub(r"\[127\.0\.0\.1\](?::26\d\d)?", f"[{addr}]:25", line)
+            line = re.sub(r"\[127\.0\.0\.1\]:26\d\d", f"[{addr}]:25", line)
+            line = line.replace("[127.0.0.1]", f"[{addr}]")
             line = line.replace('DN="CN=localhost"', f'DN="CN={name}"')
     line = INBOUND.sub(lambda m: f"[198.51.100.{int(m[1])}]:410{m[1]}", line)
     line = LAB_DOMAIN.sub(lambda m: "@" + m[1].replace(".", "-") + ".example.net", line)

@@ -1,0 +1,466 @@
+"""Exim: TLS failures, successes and deliveries in Exim's mainlog.
+
+Exim writes one line per event: a stamp (``2026-12-03 15:01:02``, with
+``log_timezone`` an offset, with ``log_selector = +pid`` the process id), the
+message id when the line belongs to a message, then the text. The same lines may
+sit behind a syslog prefix (``Dec  3 15:01:02 mx1 exim[1234]: ...``), and pasted
+fragments often lack the stamp: those are read when they start with a failure
+shape, and get no time.
+
+Two look-alikes need state. After a session that worked, GnuTLS reports the
+peer's missing close_notify as ``The TLS connection was non-properly
+terminated.`` or ``Error in the pull function.``, from ``recv``/``send`` rather
+than from the handshake. Inbound, Exim logs the ``<=`` of the message before
+that error, so an I/O error on a connection (pid, address, port) that already
+delivered is not reported. Outbound, the error line comes first and the ``=>`` of
+the same message follows: such an error waits, keyed by message id, and is
+dropped when the message is delivered over TLS (``X=`` on its ``=>``). A waiting
+outbound failure takes its outcome from the ``==``/``**`` line of its message.
+
+Speed: the header and the frequent success and delivery shapes are pyparsing
+`Regex` elements whose compiled pattern is applied directly; the rare failure
+shapes are parsed with composed pyparsing elements.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime
+
+import pyparsing as pp
+
+from smtplogscan import (
+    Delivery,
+    Direction,
+    Event,
+    Grammar,
+    Outcome,
+    Peer,
+    Record,
+    Stream,
+    Success,
+    SyslogClock,
+    classify,
+    parse_iso,
+)
+
+_MSGID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
+
+# Dec  3 15:01:02 mx1 exim[1234]: 2026-12-03 15:01:02 1xZA2n-0003Xx-1o => ...
+# 2026-12-03 16:52:13 +0000 [13449] 1xZA2n-0003Xx-1o <= ...   (log_timezone, +pid)
+# 2026-12-03 16:52:16 TLS error on connection from ...        (no message id)
+HEADER = pp.Regex(
+    r"\s*(?:(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d)"
+    r"|(?P<iso>\d{4}-\d\d-\d\dT\S+)) (?P<host>\S+) (?:exim4?|exim-\S+)"
+    r"(?:\[\d+\])?: )?"
+    r"(?:(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?)"
+    r"(?: (?P<zone>[+-]\d{4}))? )?"
+    r"(?:\[(?P<pid>\d+)(?:/\d+)?\] )?"
+    rf"(?:(?P<msgid>{_MSGID}) )?"
+    r"(?P<msg>.*)"
+).set_name("Exim header")
+
+# H=mx.example.net (helo.example.net) [192.0.2.10]:25, H=(helo) [192.0.2.10]
+HOST = pp.Regex(
+    r" H=(?:(?P<name>[^\s(\[]+) ?)?(?:\((?P<helo>[^)]*)\) )?"
+    r"\[(?P<addr>[^\]]*)\](?::(?P<port>\d+))?"
+).set_name("H= peer")
+
+# X=TLS1.3:ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 (GnuTLS)
+# X=TLSv1.2:ECDHE-RSA-AES256-GCM-SHA384:256 (OpenSSL)
+CIPHER = pp.Regex(r" X=(?P<protocol>[^:\s]+):(?P<cipher>[^\s:]+)").set_name("X=")
+
+# The peer of a connection-level line, as smtp_get_connection_info writes it:
+# mx.example.net (helo) [192.0.2.7]:41003 I=[192.0.2.25]:25
+# (real.example.net - 198.51.100.9 -) [127.0.0.1]:11146     (cPanel's proxy)
+_NAME = pp.Regex(r"[^\s(\[]+")("name")
+_HELO = pp.Suppress("(") + pp.Regex(r"[^()]*")("helo") + pp.Suppress(")")
+_ADDR = pp.Regex(r"\[(?P<addr>[^\]]*)\](?::(?P<port>\d+))?")
+_IFACE = pp.Regex(r"I=\[[^\]]*\](?::\d+)?|U=\S+")
+CONN_PEER = (
+    pp.Optional(_NAME) + pp.Optional(_HELO) + _ADDR + pp.Suppress(pp.ZeroOrMore(_IFACE))
+).set_name("connection peer")
+
+# (gnutls_handshake): A packet with illegal or unsupported version was received.
+# (cert/key setup: cert=/etc/exim4/mx.pem key=/etc/exim4/mx.key): Error while ...
+_OP = pp.Suppress("(") + pp.Regex(r"[^()]*")("op") + pp.Suppress(")")
+_DETAIL = pp.Optional(pp.Suppress(":") + pp.Regex(r".*")("detail"))
+
+# TLS error on connection from (old.example.net) [198.51.100.3]:41003
+#   (gnutls_handshake): A packet with illegal or unsupported version was received.
+INBOUND_ERROR = (
+    pp.Suppress(pp.Literal("TLS error on connection from")) + CONN_PEER + _OP + _DETAIL
+).set_name("inbound TLS error")
+
+# TLS error on connection to mx.example.net [192.0.2.10] (gnutls_handshake): ...
+# (Exim before 4.90; the name may be empty)
+OLD_OUTBOUND_ERROR = (
+    pp.Suppress(pp.Literal("TLS error on connection to"))
+    + pp.Optional(_NAME)
+    + _ADDR
+    + _OP
+    + _DETAIL
+).set_name("outbound TLS error (old)")
+
+# H=mx.example.net [203.0.113.2]:25 TLS error on connection (recv): Error in ...
+OUTBOUND_ERROR = pp.Regex(
+    r"H=(?P<name>\S*) \[(?P<addr>[^\]]*)\](?::(?P<port>\d+))? TLS error on connection"
+    r" \((?P<op>[^()]*)\)(?:: (?P<detail>.*))?$"
+).set_name("outbound TLS error")
+
+# TLS session: (gnutls_handshake): The TLS connection was non-properly
+#   terminated.: delivering unencrypted to H=mx.example.net [203.0.113.4]:25
+#   (not in hosts_require_tls)
+# TLS session failure: delivering unencrypted to mx.example.net [203.0.113.4]
+#   (not in hosts_require_tls)                                   (before 4.93)
+FALLBACK = pp.Regex(
+    r"TLS session(?: failure)?:(?: \((?P<op>[^()]*)\): (?P<detail>.*?):)?"
+    r" delivering unencrypted to (?:H=)?(?P<name>\S*) \[(?P<addr>[^\]]*)\]"
+    r"(?::(?P<port>\d+))? \(not in hosts_require_tls\)"
+).set_name("fallback to plaintext")
+
+# [203.0.113.6] SSL verify error: depth=0 error=self signed certificate cert=/CN=...
+VERIFY_ERROR = pp.Regex(
+    r"(?:\[(?P<addr>[^\]]*)\] )?(?P<detail>SSL verify error: .*)"
+).set_name("SSL verify error")
+
+# H=mx.example.net [203.0.113.10]:25: a TLS session is required, but the server
+#   did not offer TLS support
+REQUIRED = pp.Regex(
+    r"H=(?P<name>\S*) \[(?P<addr>[^\]]*)\](?::(?P<port>\d+))?:"
+    r" (?P<detail>a TLS session is required.*)"
+).set_name("TLS required")
+
+# defer (-37) H=mx.example.net [203.0.113.3]:25: TLS session: (gnutls_handshake):
+#   Error in protocol version
+SESSION = pp.Regex(
+    r"(?P<detail>TLS session: (?:\((?P<op>[^()]*)\): )?.*"
+    r"|a TLS session is required.*|TLS error on connection.*)$"
+).set_name("TLS text of a delivery")
+
+# cPanel's proxy puts the real peer inside the HELO parentheses.
+_PROXIED = re.compile(r"^(?P<name>\S+) - (?P<addr>[0-9A-Fa-f.:]+) -$")
+_HANDSHAKE_OPS = ("gnutls_handshake", "SSL_accept", "SSL_connect")
+_TLS_TROUBLE = ("TLS error", "TLS session", "SSL verify", "TLS support", "start TLS")
+_STARTS = (
+    "TLS error on connection",
+    "TLS session",
+    "SSL verify error",
+    "H=",
+    "[",
+)
+_DELIVERED_MEMORY = 4096
+_header, _host, _cipher = HEADER.re.match, HOST.re.search, CIPHER.re.search
+_session = SESSION.re.search
+
+
+class EximGrammar(Grammar):
+    """Read Exim's mainlog, as a file or behind a syslog prefix."""
+
+    name = "exim"
+    mta = "exim"
+    formats = ("exim mainlog", "exim mainlog behind syslog", "message-only fragments")
+    prefilter = ("TLS", "SSL", " X=", " == ", " ** ")
+    description = "Exim TLS failures, with outcomes joined by message id"
+
+    def __init__(self, stream: Stream) -> None:
+        super().__init__(stream)
+        self._clock = SyslogClock(stream.mtime, stream.zone, stream.year)
+        # Outbound failures waiting for the delivery line of their message.
+        self._waiting: dict[str, Event] = {}
+        # Inbound connections that delivered a message: (pid, addr, port).
+        self._delivered: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+
+    @classmethod
+    def sniff(cls, lines: Sequence[str]) -> float:
+        """Score lines that carry an Exim stamp and an Exim-shaped text."""
+        useful = [line for line in lines if line.strip()]
+        hits = sum(1 for line in useful if _is_exim(line))
+        if not hits:
+            return 0.0
+        return 0.4 + 0.6 * hits / len(useful)
+
+    def feed(self, line: str, lineno: int) -> list[Record] | None:
+        """Read one line; return the records it completes."""
+        match = _header(line)
+        if match is None:  # pragma: no cover - the header pattern is all optional
+            return None
+        msg = match["msg"]
+        if not (match["stamp"] or match["mon"] or match["iso"]):
+            if not msg.startswith(_STARTS):
+                return [] if not _looks_like_tls(msg) else None
+        time = self._time(match)
+        host = match["host"] or ""
+        msgid = match["msgid"] or ""
+        at = _Line(time, host, msgid, match["pid"] or "", lineno)
+
+        if msg.startswith("<= "):
+            return self._received(msg, at)
+        if msg.startswith(("=> ", "-> ", "*> ")):
+            return self._delivered_out(msg, at)
+        if msg.startswith(("== ", "** ")):
+            return self._deferred(msg, at)
+        if msg.startswith("TLS error on connection from"):
+            return self._inbound_error(msg, at)
+        if msg.startswith("TLS error on connection to"):
+            return self._old_outbound_error(msg, at)
+        if "TLS error on connection (" in msg:
+            return self._outbound_error(msg, at)
+        if "delivering unencrypted to" in msg:
+            return self._fallback(msg, at)
+        if "SSL verify error:" in msg:
+            return self._verify_error(msg, at)
+        if "a TLS session is required" in msg:
+            return self._required(msg, at)
+        return None if _looks_like_tls(msg) else []
+
+    def finish(self) -> list[Record]:
+        """Report outbound failures whose delivery line never came."""
+        out: list[Record] = list(self._waiting.values())
+        self._waiting.clear()
+        return out
+
+    # -- successes and deliveries -------------------------------------------------
+
+    def _received(self, msg: str, at: _Line) -> list[Record]:
+        peer = _host_peer(msg)
+        if peer is None:
+            return []
+        port = str(peer.port) if peer.port is not None else ""
+        self._remember((at.pid, peer.addr, port))
+        success = self._success(msg, peer, Direction.INBOUND, at)
+        return [success] if success is not None else []
+
+    def _delivered_out(self, msg: str, at: _Line) -> list[Record]:
+        peer = _host_peer(msg)
+        if peer is None:
+            return []  # a local delivery: no TLS in it
+        success = self._success(msg, peer, Direction.OUTBOUND, at)
+        waiting = self._waiting.pop(at.msgid, None) if at.msgid else None
+        if waiting is None or success is not None:
+            # Delivered over TLS: an I/O error of the same message was the
+            # peer's missing close_notify, not a failure.
+            return [success] if success is not None else []
+        waiting.outcome = Outcome.PLAINTEXT
+        return [waiting]
+
+    def _deferred(self, msg: str, at: _Line) -> list[Record]:
+        status = Outcome.DEFERRED if msg.startswith("==") else Outcome.BOUNCED
+        peer = _host_peer(msg) or Peer()
+        out: list[Record] = []
+        waiting = self._waiting.pop(at.msgid, None) if at.msgid else None
+        if waiting is not None:
+            waiting.outcome = status
+            out.append(waiting)
+        elif (text := _session(msg)) is not None:
+            event = self._event(
+                Direction.OUTBOUND, peer, text["op"] or "", text["detail"], at
+            )
+            event.outcome = status
+            out.append(event)
+        delivery = Delivery(
+            at.time, at.host, self.mta, peer, status, at.msgid, self.where(at.lineno)
+        )
+        out.append(delivery)
+        return out
+
+    def _success(
+        self, msg: str, peer: Peer, direction: Direction, at: _Line
+    ) -> Success | None:
+        match = _cipher(msg)
+        if match is None:
+            return None
+        return Success(
+            time=at.time,
+            host=at.host,
+            mta=self.mta,
+            direction=direction,
+            peer=peer,
+            protocol=match["protocol"],
+            cipher=match["cipher"],
+            source=self.where(at.lineno),
+        )
+
+    # -- failures -----------------------------------------------------------------
+
+    def _inbound_error(self, msg: str, at: _Line) -> list[Record] | None:
+        try:
+            tokens = INBOUND_ERROR.parse_string(msg)
+        except pp.ParseException:
+            return None
+        peer, proxy = _conn_peer(tokens)
+        op, detail = tokens["op"], tokens.get("detail", "").strip()
+        port = str(peer.port) if peer.port is not None else ""
+        if op not in _HANDSHAKE_OPS and (at.pid, peer.addr, port) in self._delivered:
+            return []  # the missing close_notify of a session that delivered
+        event = self._event(Direction.INBOUND, peer, op, detail, at)
+        event.outcome = Outcome.DROPPED
+        if proxy:
+            event.extra["proxy_addr"] = proxy
+        return [event]
+
+    def _old_outbound_error(self, msg: str, at: _Line) -> list[Record] | None:
+        try:
+            tokens = OLD_OUTBOUND_ERROR.parse_string(msg)
+        except pp.ParseException:
+            return None
+        peer = Peer(tokens.get("name", ""), tokens["addr"], _port(tokens.get("port")))
+        return self._wait(
+            self._event(
+                Direction.OUTBOUND, peer, tokens["op"], tokens.get("detail", ""), at
+            )
+        )
+
+    def _outbound_error(self, msg: str, at: _Line) -> list[Record] | None:
+        match = OUTBOUND_ERROR.re.search(msg)
+        if match is None:
+            return None
+        peer = Peer(match["name"], match["addr"], _port(match["port"]))
+        event = self._event(
+            Direction.OUTBOUND, peer, match["op"], match["detail"] or "", at
+        )
+        return self._wait(event)
+
+    def _fallback(self, msg: str, at: _Line) -> list[Record] | None:
+        match = FALLBACK.re.search(msg)
+        if match is None:
+            return None
+        waiting = self._waiting.pop(at.msgid or "addr:" + match["addr"], None)
+        if waiting is None:
+            peer = Peer(match["name"], match["addr"], _port(match["port"]))
+            detail = match["detail"] or msg[match.start() :]
+            waiting = self._event(
+                Direction.OUTBOUND, peer, match["op"] or "", detail, at
+            )
+        waiting.outcome = Outcome.PLAINTEXT
+        return [waiting]
+
+    def _verify_error(self, msg: str, at: _Line) -> list[Record] | None:
+        match = VERIFY_ERROR.re.search(msg)
+        if match is None:
+            return None
+        # The address is the peer's; a message id says we were delivering.
+        direction = Direction.OUTBOUND if at.msgid else Direction.UNKNOWN
+        peer = Peer(addr=match["addr"] or "")
+        event = self._event(direction, peer, "", match["detail"], at)
+        return self._wait(event) if at.msgid else [event]
+
+    def _required(self, msg: str, at: _Line) -> list[Record] | None:
+        match = REQUIRED.re.search(msg)
+        if match is None:
+            return None
+        peer = Peer(match["name"], match["addr"], _port(match["port"]))
+        return self._wait(self._event(Direction.OUTBOUND, peer, "", match["detail"], at))
+
+    # -- state --------------------------------------------------------------------
+
+    def _wait(self, event: Event) -> list[Record]:
+        """Hold an outbound failure until its message's delivery line tells more."""
+        key = event.queue_id or "addr:" + event.peer.addr
+        earlier = self._waiting.pop(key, None)
+        self._waiting[key] = event
+        return [earlier] if earlier is not None else []
+
+    def _remember(self, key: tuple[str, str, str]) -> None:
+        self._delivered[key] = None
+        self._delivered.move_to_end(key)
+        if len(self._delivered) > _DELIVERED_MEMORY:
+            self._delivered.popitem(last=False)
+
+    def _event(
+        self, direction: Direction, peer: Peer, op: str, detail: str, at: _Line
+    ) -> Event:
+        detail = detail.strip()
+        # The operation names our own set-up ("cert/key setup: ..."), which the
+        # catalogue needs to see; the library's text alone would not tell.
+        cause = classify(f"({op}): {detail}" if op else detail, direction, self.mta)
+        return Event(
+            time=at.time,
+            host=at.host,
+            mta=self.mta,
+            direction=direction,
+            peer=peer,
+            kind=cause.kind,
+            detail=detail,
+            source=self.where(at.lineno),
+            culprit=cause.culprit,
+            cause=cause.id,
+            queue_id=at.msgid,
+            operation=op,
+        )
+
+    def _time(self, match: re.Match[str]) -> datetime | None:
+        if match["stamp"]:
+            zone = match["zone"] or ""
+            return parse_iso(match["stamp"] + zone, self.stream.zone)
+        if match["iso"]:
+            return parse_iso(match["iso"], self.stream.zone)
+        if match["mon"]:
+            day = int(match["day"])
+            return self._clock.stamp(match["mon"], day, match["clock"])
+        return None
+
+
+class _Line:
+    """Where a line stands: its time, host, message, process and number."""
+
+    __slots__ = ("time", "host", "msgid", "pid", "lineno")
+
+    def __init__(
+        self, time: datetime | None, host: str, msgid: str, pid: str, lineno: int
+    ) -> None:
+        self.time, self.host, self.msgid = time, host, msgid
+        self.pid, self.lineno = pid, lineno
+
+
+# -- line helpers -------------------------------------------------------------------
+
+
+def _port(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
+def _host_peer(msg: str) -> Peer | None:
+    match = _host(msg)
+    if match is None:
+        return None
+    return Peer(
+        name=match["name"] or "",
+        addr=match["addr"],
+        port=_port(match["port"]),
+        helo=match["helo"] or "",
+    )
+
+
+def _conn_peer(tokens: pp.ParseResults) -> tuple[Peer, str]:
+    """Return the peer of a connection-level line, and the proxy's address."""
+    helo = tokens.get("helo", "")
+    peer = Peer(
+        name=tokens.get("name", ""),
+        addr=tokens["addr"],
+        port=_port(tokens.get("port")),
+        helo=helo,
+    )
+    proxied = _PROXIED.match(helo)
+    if proxied is None:
+        return peer, ""
+    # The proxy's address is ours; the real peer is what it reported.
+    return Peer(name=proxied["name"], addr=proxied["addr"], helo=helo), peer.addr
+
+
+def _is_exim(line: str) -> bool:
+    match = _header(line)
+    if match is None or not (match["stamp"] or match["host"]):
+        return False
+    msg = match["msg"]
+    if match["msgid"]:
+        return msg.startswith(("<= ", "=> ", "-> ", "== ", "** ", "*> ", "Completed"))
+    return msg.startswith(
+        ("TLS error on connection", "exim ", "SMTP connection", "no host name found")
+    ) or " H=" in msg
+
+
+def _looks_like_tls(msg: str) -> bool:
+    return any(word in msg for word in _TLS_TROUBLE)
