@@ -161,6 +161,7 @@ class ExchangeGrammar(Grammar):
         "#Log-type:",
         ",-,",  # the disconnect row that closes a session
         ",<,220 ",  # the peer's banner in a Send log: its name
+        ',<,"220 ',  # the same banner, quoted because it holds a comma
         "EHLO",
         "HELO",
         "Hello",
@@ -274,9 +275,8 @@ class ExchangeGrammar(Grammar):
         lineno: int,
         time: datetime | None,
     ) -> None:
-        # The peer speaks in `<` rows of a Receive log and `>` rows of a Send log.
-        inbound = session.direction is not Direction.OUTBOUND
-        from_peer = (event == "<") == inbound
+        # `<` is what we received, from the client (Receive) or the server (Send).
+        from_peer = event == "<"
         if _failure(data) is not None:
             self._fail(session, data, lineno, time)
         elif (match := GREETING.re.match(data)) is not None:
@@ -290,8 +290,9 @@ class ExchangeGrammar(Grammar):
                 self._offer(session, data, lineno, time)
         elif "STARTTLS" in data:
             session.starttls_offered = True
-        elif from_peer and (match := BANNER.re.match(data)) is not None:
-            session.banner = match["name"]
+        elif from_peer and not session.banner:
+            if (match := BANNER.re.match(data)) is not None:
+                session.banner = match["name"]
 
     def _offer(
         self, session: _Session, data: str, lineno: int, time: datetime | None

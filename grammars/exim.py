@@ -136,8 +136,8 @@ REQUIRED = pp.Regex(
 # defer (-37) H=mx.example.net [203.0.113.3]:25: TLS session: (gnutls_handshake):
 #   Error in protocol version
 SESSION = pp.Regex(
-    r"(?P<detail>TLS session: (?:\((?P<op>[^()]*)\): )?.*"
-    r"|a TLS session is required.*|TLS error on connection.*)$"
+    r"TLS session: (?:\((?P<op>[^()]*)\): )?(?P<detail>.*)$"
+    r"|(?P<policy>a TLS session is required.*)$"
 ).set_name("TLS text of a delivery")
 
 # cPanel's proxy puts the real peer inside the HELO parentheses.
@@ -217,8 +217,15 @@ class EximGrammar(Grammar):
         return None if _looks_like_tls(msg) else []
 
     def finish(self) -> list[Record]:
-        """Report outbound failures whose delivery line never came."""
-        out: list[Record] = list(self._waiting.values())
+        """Report outbound failures whose delivery line never came.
+
+        An error from a read or write of an established session (``recv``,
+        ``recv_tls_read``, ``send``) with no deferral after it is the peer closing
+        without a close_notify once the work was done: it is not reported.
+        """
+        out: list[Record] = [
+            event for event in self._waiting.values() if not _after_handshake(event)
+        ]
         self._waiting.clear()
         return out
 
@@ -255,9 +262,8 @@ class EximGrammar(Grammar):
             waiting.outcome = status
             out.append(waiting)
         elif (text := _session(msg)) is not None:
-            event = self._event(
-                Direction.OUTBOUND, peer, text["op"] or "", text["detail"], at
-            )
+            detail = text["detail"] or text["policy"]
+            event = self._event(Direction.OUTBOUND, peer, text["op"] or "", detail, at)
             event.outcome = status
             out.append(event)
         delivery = Delivery(
@@ -293,7 +299,7 @@ class EximGrammar(Grammar):
         peer, proxy = _conn_peer(tokens)
         op, detail = tokens["op"], tokens.get("detail", "").strip()
         port = str(peer.port) if peer.port is not None else ""
-        if op not in _HANDSHAKE_OPS and (at.pid, peer.addr, port) in self._delivered:
+        if _io_op(op) and (at.pid, peer.addr, port) in self._delivered:
             return []  # the missing close_notify of a session that delivered
         event = self._event(Direction.INBOUND, peer, op, detail, at)
         event.outcome = Outcome.DROPPED
@@ -352,7 +358,9 @@ class EximGrammar(Grammar):
         if match is None:
             return None
         peer = Peer(match["name"], match["addr"], _port(match["port"]))
-        return self._wait(self._event(Direction.OUTBOUND, peer, "", match["detail"], at))
+        return self._wait(
+            self._event(Direction.OUTBOUND, peer, "", match["detail"], at)
+        )
 
     # -- state --------------------------------------------------------------------
 
@@ -418,6 +426,15 @@ class _Line:
 # -- line helpers -------------------------------------------------------------------
 
 
+def _io_op(op: str) -> bool:
+    # recv, send, recv_tls_read, SSL_read: a session that was established.
+    return bool(op) and op not in _HANDSHAKE_OPS and " " not in op
+
+
+def _after_handshake(event: Event) -> bool:
+    return _io_op(event.operation)
+
+
 def _port(text: str | None) -> int | None:
     return int(text) if text else None
 
@@ -457,9 +474,17 @@ def _is_exim(line: str) -> bool:
     msg = match["msg"]
     if match["msgid"]:
         return msg.startswith(("<= ", "=> ", "-> ", "== ", "** ", "*> ", "Completed"))
-    return msg.startswith(
-        ("TLS error on connection", "exim ", "SMTP connection", "no host name found")
-    ) or " H=" in msg
+    return (
+        msg.startswith(
+            (
+                "TLS error on connection",
+                "exim ",
+                "SMTP connection",
+                "no host name found",
+            )
+        )
+        or " H=" in msg
+    )
 
 
 def _looks_like_tls(msg: str) -> bool:

@@ -248,7 +248,8 @@ def _to_utc(result: ScanResult) -> None:
 def main() -> None:
     """Run the command line; turn errors into one line on stderr and a status."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+        sys.exit(status if isinstance(status, int) else 0)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except BrokenPipeError:
@@ -265,15 +266,14 @@ def main() -> None:
             raise
         typer.echo(f"smtplogscan: error: {err}", err=True)
         sys.exit(EXIT_USAGE if isinstance(err, UsageError) else EXIT_INPUT)
-    except Exception as err:  # click's usage errors and anything unforeseen
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            typer.echo("smtplogscan: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+    except typer.Abort:
+        typer.echo("smtplogscan: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as err:  # the parser's usage errors, and anything unforeseen
+        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()  # a usage error, worded by the option parser
+            sys.exit(code)
         if _debug:
             raise
         typer.echo(

@@ -120,8 +120,9 @@ def scan(
     result.errors.extend(errors)
     for source in inputs:
         report = InputReport(source.name)
+        records: list[Record] = []
         try:
-            result.keep(_scan_input(source, registry, options, report, progress))
+            _scan_input(source, registry, options, report, records, progress)
         except FormatError as err:
             if source.found:
                 result.skipped.append(source.name)
@@ -131,6 +132,7 @@ def scan(
         except ScanError as err:
             report.error = str(err)
             result.errors.append(err)
+        result.keep(records)  # what was read before a fault is kept
         result.inputs.append(report)
         result.counts.add(report.counts)
     return result
@@ -141,38 +143,52 @@ def _scan_input(
     registry: Registry,
     options: Options,
     report: InputReport,
+    records: list[Record],
     progress: Callable[[int], None] | None,
-) -> list[Record]:
+) -> None:
     stream = open_input(source)
-    records: list[Record] = []
     try:
-        first = _read(stream, source)
-        grammar_cls = _choose(first, registry, options, source)
+        block, fault = _read(stream, source)
+        if fault is not None and not block:
+            raise fault
+        grammar_cls = _choose(block, registry, options, source)
         report.grammar, report.mta = grammar_cls.name, grammar_cls.mta
         grammar = grammar_cls(
             Stream(source.name, source.mtime(), options.zone, options.year)
         )
         reader = LineReader(grammar, report.counts, records)
-        block = first
         while block:
             reader.push(block)
             if progress is not None:
                 progress(len(block))
-            block = _read(stream, source, reader)
+            if fault is not None:
+                break
+            block, fault = _read(stream, source)
         reader.close()
+        if fault is not None:
+            raise fault
     finally:
         stream.close()
-    return records
 
 
-def _read(stream: BinaryIO, source: Input, reader: LineReader | None = None) -> bytes:
+def _read(stream: BinaryIO, source: Input) -> tuple[bytes, InputError | None]:
+    """Read the next block; on a fault, return what came before it and the fault."""
+    parts: list[bytes] = []
+    size = 0
+    # read1 hands over what a decompressor has so far, so the part of a
+    # truncated or corrupt archive before the damage is not lost with it.
+    read = getattr(stream, "read1", stream.read)
     try:
-        return stream.read(BLOCK_SIZE)
+        while size < BLOCK_SIZE:
+            chunk = read(BLOCK_SIZE - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
     except _READ_ERRORS as err:
-        if reader is not None:
-            reader.close()  # keep what was read before the fault
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        raise InputError(f"{source.name}: stopped reading: {reason}") from None
+        return b"".join(parts), InputError(f"{source.name}: stopped reading: {reason}")
+    return b"".join(parts), None
 
 
 def _choose(

@@ -159,8 +159,19 @@ def _drain(sock: socket.socket) -> None:
 
 SCENARIOS = {
     f.__name__: f
-    for f in (good, rude, tls10, des3, untrusting, plaintext_smtps, http_smtps,
-              abort, half_hello, stall, broken_port)
+    for f in (
+        good,
+        rude,
+        tls10,
+        des3,
+        untrusting,
+        plaintext_smtps,
+        http_smtps,
+        abort,
+        half_hello,
+        stall,
+        broken_port,
+    )
 }
 
 

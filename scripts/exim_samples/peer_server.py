@@ -46,7 +46,9 @@ def context(mode: str) -> ssl.SSLContext:
         ctx.maximum_version = ssl.TLSVersion.TLSv1
     if mode.startswith("dh"):
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0")
+        ctx.set_ciphers(
+            "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0"
+        )
         ctx.load_dh_params(f"{CERTS}/{mode}.pem")
     if mode == "ccert":
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -73,7 +75,9 @@ class Session(socketserver.StreamRequestHandler):
             elif verb == "MAIL":
                 self.send("250 OK")
             elif verb == "RCPT":
-                self.send("550 5.1.1 no such user" if self.mode == "reject" else "250 OK")
+                self.send(
+                    "550 5.1.1 no such user" if self.mode == "reject" else "250 OK"
+                )
             elif verb == "DATA":
                 self.send("354 go on")
                 while (body := self.line()) is not None and body != ".":
@@ -89,7 +93,9 @@ class Session(socketserver.StreamRequestHandler):
     def ehlo(self) -> None:
         tls = isinstance(self.sock, ssl.SSLSocket)
         offer = not tls and self.mode != "notls"
-        self.send("250-peer" + ("\r\n250-STARTTLS" if offer else "") + "\r\n250 8BITMIME")
+        self.send(
+            "250-peer" + ("\r\n250-STARTTLS" if offer else "") + "\r\n250 8BITMIME"
+        )
 
     def starttls(self) -> bool:
         if self.mode == "refuse":

@@ -61,9 +61,11 @@ def make_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         return None
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
+    # The cipher string first: an "@SECLEVEL=0" in it must be in force before
+    # a weak key or a SHA-1 certificate is loaded, or loading fails.
     if args.ciphers:
         context.set_ciphers(args.ciphers)
+    context.load_cert_chain(args.cert, args.key)
     if args.dhparam:
         context.load_dh_params(args.dhparam)
     if args.min_version:
