@@ -17,7 +17,6 @@ until a ``#Fields`` line is seen. Message tracking logs are read by
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +39,14 @@ from smtplogscan import (
 #: Sessions never closed are dropped, oldest first, beyond this many.
 MAX_OPEN = 10_000
 
+
+def _regex(pattern: str, name: str) -> pp.Regex:
+    """Build a named pyparsing Regex; its compiled `.re` serves the hot path."""
+    element = pp.Regex(pattern)
+    element.set_name(name)
+    return element
+
+
 # The order Microsoft documents; used until a #Fields line says otherwise.
 DEFAULT_FIELDS = (
     "date-time,connector-id,session-id,sequence-number,local-endpoint,"
@@ -47,22 +54,22 @@ DEFAULT_FIELDS = (
 ).split(",")
 
 # #Log-type: SMTP Receive Protocol Log
-LOG_TYPE = pp.Regex(
-    r"#Log-type: *SMTP (?P<way>Send|Receive) Protocol Log"
-).set_name("log type")
+LOG_TYPE = _regex(r"#Log-type: *SMTP (?P<way>Send|Receive) Protocol Log", "log type")
 
 # 2023-01-11T15:59:51.433Z,EX01\Default Frontend EX01,08DB2F4C1A2B3C4D,1,...
-ROW = pp.Regex(
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?,[^,]*,[0-9A-Fa-f]{16},\d+,"
-).set_name("protocol log row")
+ROW = _regex(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?,[^,]*,[0-9A-Fa-f]{16},\d+,",
+    "protocol log row",
+)
 
 # *,,"TLS protocol SP_PROT_TLS1_2_SERVER negotiation succeeded using bulk
 #   encryption algorithm CALG_AES_256 with strength 256 bits, MAC hash ..."
-SUCCEEDED = pp.Regex(
+SUCCEEDED = _regex(
     r"TLS protocol SP_PROT_(?P<proto>SSL[23]|TLS1(?:_(?P<minor>\d))?)_"
     r"(?P<role>SERVER|CLIENT) negotiation succeeded"
-    r"(?: using bulk encryption algorithm (?P<bulk>\w+))?"
-).set_name("TLS negotiation succeeded")
+    r"(?: using bulk encryption algorithm (?P<bulk>\w+))?",
+    "TLS negotiation succeeded",
+)
 
 # Rows that state a failure, as a `*` row or as a reply:
 #   *,,TLS negotiation failed with error UnknownCredentials
@@ -72,26 +79,25 @@ SUCCEEDED = pp.Regex(
 #   <,450 4.7.320 Certificate validation failed,
 #   *,,454 4.7.5 The certificate specified in TlsCertificateName of the
 #       SendConnector could not be found.
-FAILURE = pp.Regex(
+FAILURE = _regex(
     r"TLS negotiation failed with error"
     r"|Failed to establish appropriate TLS channel"
     r"|Must issue a STARTTLS command first"
     r"|STARTTLS is required"
     r"|[Cc]ertificate validation failed"
     r"|TlsCertificateName.*could not be found"
-    r"|TLS not available"
-).set_name("TLS failure")
-
-# <,220 mx.example.net Microsoft ESMTP MAIL Service ready at ...   (the peer's banner)
-BANNER = pp.Regex(r"220[ -](?P<name>[A-Za-z0-9-]*[A-Za-z][\w.-]*\.[\w.-]+)").set_name(
-    "banner"
+    r"|TLS not available",
+    "TLS failure",
 )
 
+# <,220 mx.example.net Microsoft ESMTP MAIL Service ready at ...   (the peer's banner)
+BANNER = _regex(r"220[ -](?P<name>[A-Za-z0-9-]*[A-Za-z][\w.-]*\.[\w.-]+)", "banner")
+
 # >,250  EX01.contoso.com Hello [192.0.2.7] SIZE 37748736 PIPELINING ... STARTTLS
-HELLO = pp.Regex(r"250[ -] *(?P<name>\S+) Hello\b").set_name("EHLO answer")
+HELLO = _regex(r"250[ -] *(?P<name>\S+) Hello\b", "EHLO answer")
 
 # EHLO mail.example.net   /   HELO [192.0.2.7]
-GREETING = pp.Regex(r"(?:EHLO|HELO) +(?P<name>\S+)").set_name("EHLO command")
+GREETING = _regex(r"(?:EHLO|HELO) +(?P<name>\S+)", "EHLO command")
 
 # The 2016+ certificate row: every value in `data`, every label in `context`:
 #   *, CN=mx.contoso.com CN=Contoso CA 0F1E... 3A4B...(40 hex) 2025-01-17T15:15:33.000Z
@@ -99,11 +105,12 @@ GREETING = pp.Regex(r"(?:EHLO|HELO) +(?P<name>\S+)").set_name("EHLO command")
 # Subject and issuer are split at the first space that is not after a comma and
 # comes before an attribute name: a distinguished name separates its parts with
 # ", ", so that space ends the subject.
-CERT_ROW = pp.Regex(
+CERT_ROW = _regex(
     r"\s*(?P<subject>.*?)(?<!,) (?=[A-Za-z]{1,8}=)(?P<issuer>.*)"
     r" (?P<serial>[0-9A-Fa-f]+) (?P<thumbprint>[0-9A-Fa-f]{40})"
-    r" (?P<not_before>\d{4}-\S+) (?P<not_after>\d{4}-\S+)(?: (?P<names>.*))?$"
-).set_name("certificate row")
+    r" (?P<not_before>\d{4}-\S+) (?P<not_after>\d{4}-\S+)(?: (?P<names>.*))?$",
+    "certificate row",
+)
 
 _row, _succeeded, _failure = ROW.re.match, SUCCEEDED.re.match, FAILURE.re.search
 _PROTOCOLS = {"SSL2": "SSLv2", "SSL3": "SSLv3"}
@@ -212,7 +219,8 @@ class ExchangeGrammar(Grammar):
         if event == "-":
             out += self._close((session.direction, session_id))
         elif event == "*":
-            return out + self._info(session, data, context, lineno, time)
+            info = self._info(session, data, context, lineno, time)
+            return None if info is None and not out else out + (info or [])
         else:
             self._talk(session, event, data, lineno, time)
         return out
@@ -324,7 +332,9 @@ class ExchangeGrammar(Grammar):
 
     # -- sessions -------------------------------------------------------------------
 
-    def _session(self, session_id: str, connector: str) -> tuple[_Session, list[Record]]:
+    def _session(
+        self, session_id: str, connector: str
+    ) -> tuple[_Session, list[Record]]:
         key = (self._direction, session_id)
         session = self._sessions.get(key)
         if session is not None:
@@ -347,7 +357,13 @@ class ExchangeGrammar(Grammar):
             protocol, cipher, lineno, time = session.success
             out.append(
                 Success(
-                    time, host, self.mta, session.direction, peer, protocol, cipher,
+                    time,
+                    host,
+                    self.mta,
+                    session.direction,
+                    peer,
+                    protocol,
+                    cipher,
                     self.where(lineno),
                 )
             )
@@ -429,20 +445,23 @@ def _endpoint(session: _Session, endpoint: str) -> None:
 def _certificate(session: _Session, data: str, context: str) -> bool:
     """Keep a certificate row's values; tell whether the row was one."""
     marker = context or data
-    for word, role in (("Sending certificate", "local"), ("Received certificate", "peer")):
+    for word, role in (
+        ("Sending certificate", "local"),
+        ("Received certificate", "peer"),
+    ):
         if marker.startswith(word):
             session.cert_role = role
             match = CERT_ROW.re.match(data) if data.strip() else None
             if match is not None:  # 2016 and later: all values in this row
-                for key in _CERT_KEEP:
-                    if match[key]:
-                        session.certs[f"{role}_certificate_{key}"] = match[key]
+                for name in _CERT_KEEP:
+                    if match[name]:
+                        session.certs[f"{role}_certificate_{name}"] = match[name]
             return True
-    key = _CERT_LABELS.get(context)
-    if key is None:
+    label = _CERT_LABELS.get(context)
+    if label is None:
         return context.startswith("Certificate ")  # alternate names, dates
-    if key in _CERT_KEEP and session.cert_role:
-        session.certs[f"{session.cert_role}_certificate_{key}"] = data
+    if label in _CERT_KEEP and session.cert_role:
+        session.certs[f"{session.cert_role}_certificate_{label}"] = data
     return True
 
 

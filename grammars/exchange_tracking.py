@@ -29,6 +29,14 @@ from smtplogscan import (
     parse_iso,
 )
 
+
+def _regex(pattern: str, name: str) -> pp.Regex:
+    """Build a named pyparsing Regex; its compiled `.re` serves the hot path."""
+    element = pp.Regex(pattern)
+    element.set_name(name)
+    return element
+
+
 # The order Exchange 2016 and 2019 write; used until a #Fields line is seen.
 DEFAULT_FIELDS = (
     "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,"
@@ -40,13 +48,14 @@ DEFAULT_FIELDS = (
 ).split(",")
 
 # #Log-type: Message Tracking Log
-LOG_TYPE = pp.Regex(r"#Log-type: *Message Tracking Log").set_name("log type")
+LOG_TYPE = _regex(r"#Log-type: *Message Tracking Log", "log type")
 
 # 2025-03-14T11:04:12.440Z,,,,EX02,...,SMTP,DEFER,4123168604172,<id@EX02>,...
-ROW = pp.Regex(
+ROW = _regex(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?,.*,(?:SMTP|STOREDRIVER|DSN|AGENT"
-    r"|ROUTING|QUEUE|GATEWAY|MAILBOXRULE|APPROVAL|ADMIN|PUBLICFOLDER|DNS),"
-).set_name("tracking row")
+    r"|ROUTING|QUEUE|GATEWAY|MAILBOXRULE|APPROVAL|ADMIN|PUBLICFOLDER|DNS),",
+    "tracking row",
+)
 
 # The TLS part of a last error:
 #   451 4.4.0 Primary target IP address responded with: "454 4.7.5 The certificate
@@ -55,19 +64,21 @@ ROW = pp.Regex(
 #   validation failed};{MSG=UntrustedRoot};{FQDN=mx.partner.example};{IP=...}]
 # "Connection dropped due to SocketError" alone is left out: it is as often a
 # plain network fault.
-TLS_REASON = pp.Regex(
+TLS_REASON = _regex(
     r"\b(?:STARTTLS|TLS)\b|4\.7\.320|[Cc]ertificate validation|TlsCertificateName"
     r"|SubjectMismatch|UntrustedRoot|CertificateExpired|NoCredentials"
-    r"|UnknownCredentials"
-).set_name("TLS reason")
+    r"|UnknownCredentials",
+    "TLS reason",
+)
 
 # {IP=203.0.113.50}   [LastAttemptedIP=203.0.113.50:25]
 # The last endpoint attempted was 198.51.100.25:25   ... was [2001:db8::25]:25
-PEER_ADDR = pp.Regex(
+PEER_ADDR = _regex(
     r"\{IP=(?P<ip>[^}]+)\}"
     r"|LastAttemptedIP=(?P<last>[^\]]+)\]"
-    r"|last endpoint attempted was (?P<endpoint>\S+?)\.?(?:\s|$)"
-).set_name("peer address")
+    r"|last endpoint attempted was (?P<endpoint>\S+?)\.?(?:\s|$)",
+    "peer address",
+)
 
 _OUTCOMES = {"FAIL": Outcome.BOUNCED, "DEFER": Outcome.DEFERRED}
 _row, _tls_reason = ROW.re.match, TLS_REASON.re.search
@@ -108,7 +119,9 @@ class ExchangeTrackingGrammar(Grammar):
         values = _split(line)
         if values is None or len(values) < len(self._fields) // 2:
             return None if _row(line) else []
-        row = {name: values[at] for name, at in self._fields.items() if at < len(values)}
+        row = {
+            name: values[at] for name, at in self._fields.items() if at < len(values)
+        }
         outcome = _OUTCOMES.get(row.get("event-id", ""))
         if outcome is None:
             return []
@@ -117,7 +130,11 @@ class ExchangeTrackingGrammar(Grammar):
     def _record(self, row: dict[str, str], outcome: Outcome, lineno: int) -> Record:
         status = row.get("recipient-status", "")
         reason = next(
-            (text for text in (status, row.get("source-context", "")) if _tls_reason(text)),
+            (
+                text
+                for text in (status, row.get("source-context", ""))
+                if _tls_reason(text)
+            ),
             "",
         )
         time = self._time(row.get("date-time", ""))
@@ -185,4 +202,3 @@ def _endpoint(text: str) -> tuple[str, int | None]:
         addr, _, port = text.partition(":")
         return addr, int(port) if port.isdigit() else None
     return text, None
-

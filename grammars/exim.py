@@ -46,12 +46,20 @@ from smtplogscan import (
     parse_iso,
 )
 
+
+def _regex(pattern: str, name: str) -> pp.Regex:
+    """Return a named pyparsing Regex whose compiled `.re` the hot path uses."""
+    element = pp.Regex(pattern)
+    element.set_name(name)
+    return element
+
+
 _MSGID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
 
 # Dec  3 15:01:02 mx1 exim[1234]: 2026-12-03 15:01:02 1xZA2n-0003Xx-1o => ...
 # 2026-12-03 16:52:13 +0000 [13449] 1xZA2n-0003Xx-1o <= ...   (log_timezone, +pid)
 # 2026-12-03 16:52:16 TLS error on connection from ...        (no message id)
-HEADER = pp.Regex(
+HEADER = _regex(
     r"\s*(?:(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\dT\S+)) (?P<host>\S+) (?:exim4?|exim-\S+)"
     r"(?:\[\d+\])?: )?"
@@ -59,18 +67,20 @@ HEADER = pp.Regex(
     r"(?: (?P<zone>[+-]\d{4}))? )?"
     r"(?:\[(?P<pid>\d+)(?:/\d+)?\] )?"
     rf"(?:(?P<msgid>{_MSGID}) )?"
-    r"(?P<msg>.*)"
-).set_name("Exim header")
+    r"(?P<msg>.*)",
+    "Exim header",
+)
 
 # H=mx.example.net (helo.example.net) [192.0.2.10]:25, H=(helo) [192.0.2.10]
-HOST = pp.Regex(
+HOST = _regex(
     r" H=(?:(?P<name>[^\s(\[]+) ?)?(?:\((?P<helo>[^)]*)\) )?"
-    r"\[(?P<addr>[^\]]*)\](?::(?P<port>\d+))?"
-).set_name("H= peer")
+    r"\[(?P<addr>[^\]]*)\](?::(?P<port>\d+))?",
+    "H= peer",
+)
 
 # X=TLS1.3:ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 (GnuTLS)
 # X=TLSv1.2:ECDHE-RSA-AES256-GCM-SHA384:256 (OpenSSL)
-CIPHER = pp.Regex(r" X=(?P<protocol>[^:\s]+):(?P<cipher>[^\s:]+)").set_name("X=")
+CIPHER = _regex(r" X=(?P<protocol>[^:\s]+):(?P<cipher>[^\s:]+)", "X=")
 
 # The peer of a connection-level line, as smtp_get_connection_info writes it:
 # mx.example.net (helo) [192.0.2.7]:41003 I=[192.0.2.25]:25
@@ -105,40 +115,45 @@ OLD_OUTBOUND_ERROR = (
 ).set_name("outbound TLS error (old)")
 
 # H=mx.example.net [203.0.113.2]:25 TLS error on connection (recv): Error in ...
-OUTBOUND_ERROR = pp.Regex(
+OUTBOUND_ERROR = _regex(
     r"H=(?P<name>\S*) \[(?P<addr>[^\]]*)\](?::(?P<port>\d+))? TLS error on connection"
-    r" \((?P<op>[^()]*)\)(?:: (?P<detail>.*))?$"
-).set_name("outbound TLS error")
+    r" \((?P<op>[^()]*)\)(?:: (?P<detail>.*))?$",
+    "outbound TLS error",
+)
 
 # TLS session: (gnutls_handshake): The TLS connection was non-properly
 #   terminated.: delivering unencrypted to H=mx.example.net [203.0.113.4]:25
 #   (not in hosts_require_tls)
 # TLS session failure: delivering unencrypted to mx.example.net [203.0.113.4]
 #   (not in hosts_require_tls)                                   (before 4.93)
-FALLBACK = pp.Regex(
+FALLBACK = _regex(
     r"TLS session(?: failure)?:(?: \((?P<op>[^()]*)\): (?P<detail>.*?):)?"
     r" delivering unencrypted to (?:H=)?(?P<name>\S*) \[(?P<addr>[^\]]*)\]"
-    r"(?::(?P<port>\d+))? \(not in hosts_require_tls\)"
-).set_name("fallback to plaintext")
+    r"(?::(?P<port>\d+))? \(not in hosts_require_tls\)",
+    "fallback to plaintext",
+)
 
 # [203.0.113.6] SSL verify error: depth=0 error=self signed certificate cert=/CN=...
-VERIFY_ERROR = pp.Regex(
-    r"(?:\[(?P<addr>[^\]]*)\] )?(?P<detail>SSL verify error: .*)"
-).set_name("SSL verify error")
+VERIFY_ERROR = _regex(
+    r"(?:\[(?P<addr>[^\]]*)\] )?(?P<detail>SSL verify error: .*)",
+    "SSL verify error",
+)
 
 # H=mx.example.net [203.0.113.10]:25: a TLS session is required, but the server
 #   did not offer TLS support
-REQUIRED = pp.Regex(
+REQUIRED = _regex(
     r"H=(?P<name>\S*) \[(?P<addr>[^\]]*)\](?::(?P<port>\d+))?:"
-    r" (?P<detail>a TLS session is required.*)"
-).set_name("TLS required")
+    r" (?P<detail>a TLS session is required.*)",
+    "TLS required",
+)
 
 # defer (-37) H=mx.example.net [203.0.113.3]:25: TLS session: (gnutls_handshake):
 #   Error in protocol version
-SESSION = pp.Regex(
+SESSION = _regex(
     r"TLS session: (?:\((?P<op>[^()]*)\): )?(?P<detail>.*)$"
-    r"|(?P<policy>a TLS session is required.*)$"
-).set_name("TLS text of a delivery")
+    r"|(?P<policy>a TLS session is required.*)$",
+    "TLS text of a delivery",
+)
 
 # cPanel's proxy puts the real peer inside the HELO parentheses.
 _PROXIED = re.compile(r"^(?P<name>\S+) - (?P<addr>[0-9A-Fa-f.:]+) -$")
@@ -297,7 +312,7 @@ class EximGrammar(Grammar):
         except pp.ParseException:
             return None
         peer, proxy = _conn_peer(tokens)
-        op, detail = tokens["op"], tokens.get("detail", "").strip()
+        op, detail = tokens["op"], _tok(tokens, "detail").strip()
         port = str(peer.port) if peer.port is not None else ""
         if _io_op(op) and (at.pid, peer.addr, port) in self._delivered:
             return []  # the missing close_notify of a session that delivered
@@ -312,10 +327,10 @@ class EximGrammar(Grammar):
             tokens = OLD_OUTBOUND_ERROR.parse_string(msg)
         except pp.ParseException:
             return None
-        peer = Peer(tokens.get("name", ""), tokens["addr"], _port(tokens.get("port")))
+        peer = Peer(_tok(tokens, "name"), tokens["addr"], _port(_tok(tokens, "port")))
         return self._wait(
             self._event(
-                Direction.OUTBOUND, peer, tokens["op"], tokens.get("detail", ""), at
+                Direction.OUTBOUND, peer, tokens["op"], _tok(tokens, "detail"), at
             )
         )
 
@@ -426,6 +441,11 @@ class _Line:
 # -- line helpers -------------------------------------------------------------------
 
 
+def _tok(tokens: pp.ParseResults, name: str) -> str:
+    value = tokens.get(name)  # type: ignore[no-untyped-call]
+    return str(value) if value else ""
+
+
 def _io_op(op: str) -> bool:
     # recv, send, recv_tls_read, SSL_read: a session that was established.
     return bool(op) and op not in _HANDSHAKE_OPS and " " not in op
@@ -453,11 +473,11 @@ def _host_peer(msg: str) -> Peer | None:
 
 def _conn_peer(tokens: pp.ParseResults) -> tuple[Peer, str]:
     """Return the peer of a connection-level line, and the proxy's address."""
-    helo = tokens.get("helo", "")
+    helo = _tok(tokens, "helo")
     peer = Peer(
-        name=tokens.get("name", ""),
+        name=_tok(tokens, "name"),
         addr=tokens["addr"],
-        port=_port(tokens.get("port")),
+        port=_port(_tok(tokens, "port")),
         helo=helo,
     )
     proxied = _PROXIED.match(helo)

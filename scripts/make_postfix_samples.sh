@@ -82,6 +82,8 @@ configure_postfix() {
         "smtpd_tls_key_file = $certs/mx1.key" \
         "smtpd_tls_security_level = may" \
         "smtpd_tls_loglevel = 1" \
+        "smtpd_tls_protocols = >=TLSv1.2" \
+        "smtpd_tls_mandatory_protocols = >=TLSv1.2" \
         "smtpd_starttls_timeout = 8s" \
         "smtpd_tls_session_cache_database ="
 
@@ -89,7 +91,25 @@ configure_postfix() {
     # for the mandatory levels, the lab CA as trust anchor, and no session
     # cache so that every delivery does a full handshake. Next hops come from
     # the transport table and are resolved from /etc/hosts, never from DNS.
+    #
+    # Postfix 3.7 runs OpenSSL at security level 0 with its default cipher
+    # lists, so a 1024-bit DH group or TLS 1.0 passes unnoticed. Two common
+    # hardenings make them fail: TLS >= 1.2 everywhere (both directions), and
+    # an "@SECLEVEL=2" in the "high" cipher list, which the policy table
+    # selects with ciphers=high for some peers.
+    #
+    # A handshake that fails at level "may" is retried in plaintext, but only
+    # for mail that has waited in the queue at least minimal_backoff_time
+    # (Postfix's smtp_connect.c); on the first attempt the mail is deferred
+    # with "Cannot start TLS: handshake failure". A short backoff lets the
+    # retry in phase 3 show the plaintext fallback.
     postconf -e \
+        "smtp_tls_protocols = >=TLSv1.2" \
+        "smtp_tls_mandatory_protocols = >=TLSv1.2" \
+        "tls_high_cipherlist = HIGH:!aNULL:@SECLEVEL=2" \
+        "minimal_backoff_time = 15s" \
+        "maximal_backoff_time = 60s" \
+        "queue_run_delay = 15s" \
         "smtp_tls_security_level = may" \
         "smtp_tls_loglevel = 1" \
         "smtp_tls_CAfile = $certs/ca.crt" \
@@ -123,10 +143,12 @@ wrongname-sec.test  smtp:[mx.wrongname.test]:25
 selfsigned-ver.test smtp:[mx.selfsigned.test]:25
 EOF
     cat > /etc/postfix/tls_policy <<'EOF'
-[mx.dh1024.test]:25     encrypt
+[mx.dh1024.test]        may ciphers=high
+[mx.dh1024.test]:25     encrypt ciphers=high
 [mx.tls10.test]:25      encrypt
-[mx.rsa1024.test]:25    secure match=nexthop
-[mx.sha1.test]:25       secure match=nexthop
+[mx.rsa1024.test]       may ciphers=high
+[mx.rsa1024.test]:25    secure match=nexthop ciphers=high
+[mx.sha1.test]:25       secure match=nexthop ciphers=high
 [mx.expired.test]:25    verify
 [mx.nostarttls.test]:25 encrypt
 [mx.refuse.test]:25     encrypt
@@ -273,18 +295,16 @@ phase_broken_setup() {
     # fails to set up TLS. The last step restores the good set-up.
     local step
     for step in \
+        "smtpd_tls_cert_file = $certs/missing.crt" \
         "smtpd_tls_key_file = $certs/missing.key" \
         "smtpd_tls_key_file = $certs/other.key" \
         "smtpd_tls_key_file = $certs/garbage.key" \
         "smtpd_tls_cert_file = $certs/mx1-weak.crt|smtpd_tls_key_file = $certs/mx1-weak.key" \
+        "smtpd_tls_cert_file = $certs/mx1-weak.crt|smtpd_tls_key_file = $certs/mx1-weak.key|tls_medium_cipherlist = aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:@SECLEVEL=2" \
         "smtpd_tls_dh1024_param_file = $certs/dh512.pem" \
-        "smtpd_tls_dh1024_param_file = $certs/dh-broken.pem" \
-        "smtpd_tls_dh1024_param_file = $certs/dh1024.pem"
+        "smtpd_tls_dh1024_param_file = $certs/dh-broken.pem"
     do
-        postconf -e \
-            "smtpd_tls_cert_file = $certs/mx1.crt" \
-            "smtpd_tls_key_file = $certs/mx1.key" \
-            "smtpd_tls_dh1024_param_file ="
+        restore_smtpd_tls
         IFS='|' read -r -a settings <<< "$step"
         postconf -e "${settings[@]}"
         postfix reload
@@ -292,20 +312,28 @@ phase_broken_setup() {
         python3 "$helpers/clients.py" setup_probe
         sleep 1
     done
-    postconf -e \
-        "smtpd_tls_cert_file = $certs/mx1.crt" \
-        "smtpd_tls_key_file = $certs/mx1.key" \
-        "smtpd_tls_dh1024_param_file ="
+    restore_smtpd_tls
     postfix reload
     sleep 2
 }
 
+restore_smtpd_tls() {
+    postconf -e \
+        "smtpd_tls_cert_file = $certs/mx1.crt" \
+        "smtpd_tls_key_file = $certs/mx1.key" \
+        "smtpd_tls_dh1024_param_file ="
+    postconf -X tls_medium_cipherlist
+}
+
 phase_retry_and_bounce() {
     say "phase 3: retry the deferred mail once more, then let it bounce"
-    # A second attempt shows the same failures again for the same queue ids;
-    # with maximal_queue_lifetime = 0 the failed mail then bounces, which
-    # gives status=bounced lines that carry the TLS reason.
+    # The retry comes at least minimal_backoff_time after the mail arrived, so
+    # at level "may" a failed handshake is now followed by a plaintext
+    # delivery in the same smtp process; mandatory levels defer again. Then,
+    # with maximal_queue_lifetime = 0, one more attempt fails and qmgr returns
+    # the mail to the sender ("status=expired, returned to sender").
     python3 "$helpers/clients.py" good &
+    local clients=$!
     postqueue -f
     wait_for_queue 60
     sleep 3
@@ -314,7 +342,7 @@ phase_retry_and_bounce() {
     sleep 2
     postqueue -f
     wait_for_queue 60
-    wait
+    wait "$clients"
     sleep 5
 }
 

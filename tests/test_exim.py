@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from smtplogscan.grammars.exim import EximGrammar
 
 from smtplogscan import (
     Delivery,
@@ -20,7 +21,6 @@ from smtplogscan import (
     registry,
     scan,
 )
-from smtplogscan.grammars.exim import EximGrammar
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_logs" / "exim"

@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 MSGID = re.compile(
-    r"(?:\] |\d\d:\d\d(?: [+-]\d{4})? )([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) "
+    r"(?:\] |\d\d:\d\d(?: [+-]\d{4})? )"
+    r"([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) "
 )
 RECIPIENT = re.compile(r" for \S+@(\S+)$")
 INBOUND = re.compile(r"\[127\.0\.0\.1\]:410(\d\d)")
