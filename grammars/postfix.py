@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 import pyparsing as pp
 
 from smtplogscan import (
-    Culprit,
     Delivery,
     Direction,
     Event,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from smtplogscan.causes import Cause, by_id
-from smtplogscan.frame import events_frame, successes_frame
+from smtplogscan.frame import events_frame, sessions_frame
 from smtplogscan.records import Culprit, Kind
 from smtplogscan.scan import ScanResult
 
@@ -59,7 +59,7 @@ class Analysis:
 def analyse(result: ScanResult) -> Analysis:
     """Aggregate a scan's records into the tables of a report."""
     events = events_frame(result.events)
-    successes = successes_frame(result.successes)
+    successes = sessions_frame(result.sessions)
     spread = _spread(events)
     causes = by_id()
 
@@ -126,8 +126,8 @@ def _peers(
     spread: dict[str, int],
     causes: dict[str, Cause],
 ) -> list[dict[str, Any]]:
-    ok = successes.groupby(["peer_addr", "direction"])
-    ok_counts = ok.size().to_dict() if len(successes) else {}
+    ok = successes.groupby(["peer_addr", "direction"])["count"].sum()
+    ok_counts = ok.to_dict() if len(successes) else {}
     logged = set(successes["direction"] + "/" + successes["mta"]) if len(successes) else set()
 
     peers: list[dict[str, Any]] = []
@@ -200,7 +200,7 @@ def _causes(
 
 
 def _hosts(events: pd.DataFrame, successes: pd.DataFrame) -> list[dict[str, Any]]:
-    ok = successes.groupby("host").size().to_dict() if len(successes) else {}
+    ok = successes.groupby("host")["count"].sum().to_dict() if len(successes) else {}
     rows = [
         {
             "host": str(host),
@@ -228,7 +228,7 @@ def _totals(
         "bytes": result.counts.bytes,
         "inputs": len(result.inputs),
         "failures": len(events),
-        "tls_successes": len(result.successes),
+        "tls_successes": result.tls_successes,
         "peers": len(peers),
         "inbound_failures": int((events["direction"] == "inbound").sum()),
         "outbound_failures": int((events["direction"] == "outbound").sum()),

@@ -240,9 +240,9 @@ def grammars(
 def _to_utc(result: ScanResult) -> None:
     from datetime import UTC
 
-    for record in (*result.events, *result.successes, *result.deliveries):
-        if record.time is not None:
-            record.time = record.time.astimezone(UTC)
+    for event in result.events:
+        if event.time is not None:
+            event.time = event.time.astimezone(UTC)
 
 
 def main() -> None:

@@ -6,11 +6,12 @@ JSON contract in the README lists these fields.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from smtplogscan.records import Delivery, Event, Success
+from smtplogscan.records import Event
+from smtplogscan.scan import DeliveryKey, SessionKey
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,38 +92,22 @@ def events_frame(events: Sequence[Event]) -> pd.DataFrame:
     return _utc(frame)
 
 
-def successes_frame(successes: Sequence[Success]) -> pd.DataFrame:
-    """One row per successful TLS session."""
+def sessions_frame(sessions: Mapping[SessionKey, int]) -> pd.DataFrame:
+    """One row per counted group of successful TLS sessions, with its ``count``."""
+    return _counted(sessions, SessionKey._fields)
+
+
+def deliveries_frame(deliveries: Mapping[DeliveryKey, int]) -> pd.DataFrame:
+    """One row per counted group of deferred or bounced deliveries."""
+    return _counted(deliveries, DeliveryKey._fields)
+
+
+def _counted(counter: Mapping[Any, int], fields: tuple[str, ...]) -> pd.DataFrame:
     import pandas as pd
 
-    frame = pd.DataFrame(
-        {
-            "host": [s.host for s in successes],
-            "mta": [s.mta for s in successes],
-            "direction": [str(s.direction) for s in successes],
-            "peer_name": [s.peer.name for s in successes],
-            "peer_addr": [s.peer.addr for s in successes],
-            "protocol": [s.protocol for s in successes],
-            "cipher": [s.cipher for s in successes],
-            "time_obj": [s.time for s in successes],
-        }
+    frame = pd.DataFrame(list(counter.keys()), columns=list(fields))
+    frame["count"] = list(counter.values())
+    frame["when"] = pd.to_datetime(
+        [h.astimezone(UTC) if h is not None else None for h in frame.pop("hour")], utc=True
     )
-    return _utc(frame)
-
-
-def deliveries_frame(deliveries: Sequence[Delivery]) -> pd.DataFrame:
-    """One row per deferred or bounced delivery, whatever its reason."""
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {
-            "host": [d.host for d in deliveries],
-            "mta": [d.mta for d in deliveries],
-            "peer_name": [d.peer.name for d in deliveries],
-            "peer_addr": [d.peer.addr for d in deliveries],
-            "status": [str(d.status) for d in deliveries],
-            "queue_id": [d.queue_id for d in deliveries],
-            "time_obj": [d.time for d in deliveries],
-        }
-    )
-    return _utc(frame)
+    return frame

@@ -9,14 +9,15 @@ grammar. Every other line is counted and never becomes a Python string.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
-from typing import BinaryIO
+from datetime import datetime, tzinfo
+from typing import BinaryIO, NamedTuple
 
 from smtplogscan.errors import FormatError, InputError, ScanError
 from smtplogscan.grammar import Grammar, Stream
-from smtplogscan.records import Delivery, Event, Record, Success
+from smtplogscan.records import Event, Record, Success
 from smtplogscan.registry import Registry
 from smtplogscan.sources import Input, expand, open_input
 
@@ -75,28 +76,78 @@ class InputReport:
     error: str = ""
 
 
+class SessionKey(NamedTuple):
+    """What successful TLS sessions are counted by."""
+
+    host: str
+    mta: str
+    direction: str
+    peer_addr: str
+    peer_name: str
+    protocol: str
+    cipher: str
+    hour: datetime | None  # the start of the hour, in the stamp's own offset
+
+
+class DeliveryKey(NamedTuple):
+    """What deferred and bounced deliveries are counted by."""
+
+    host: str
+    mta: str
+    peer_addr: str
+    peer_name: str
+    status: str
+    hour: datetime | None
+
+
+def _hour(when: datetime | None) -> datetime | None:
+    return None if when is None else when.replace(minute=0, second=0, microsecond=0)
+
+
 @dataclass(slots=True)
 class ScanResult:
-    """Everything a scan found, and what it could not read."""
+    """Everything a scan found, and what it could not read.
+
+    Failures are kept one by one. Successful sessions and deliveries, which are
+    as many as the mails, are counted by peer and hour, so that memory grows
+    with the number of peers and hours, not with the length of the log.
+    """
 
     events: list[Event] = field(default_factory=list)
-    successes: list[Success] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
+    sessions: Counter[SessionKey] = field(default_factory=Counter)
+    deliveries: Counter[DeliveryKey] = field(default_factory=Counter)
     counts: Counts = field(default_factory=Counts)
     inputs: list[InputReport] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
     #: Files found in folders that no grammar recognised.
     skipped: list[str] = field(default_factory=list)
 
+    @property
+    def tls_successes(self) -> int:
+        """How many TLS sessions succeeded."""
+        return sum(self.sessions.values())
+
     def keep(self, records: Iterable[Record]) -> None:
-        """Sort `records` into events, successes and deliveries."""
+        """Keep failures; count successes and deliveries."""
         for record in records:
             if isinstance(record, Event):
                 self.events.append(record)
             elif isinstance(record, Success):
-                self.successes.append(record)
+                peer = record.peer
+                self.sessions[
+                    SessionKey(
+                        record.host, record.mta, str(record.direction), peer.addr,
+                        peer.name, record.protocol, record.cipher, _hour(record.time),
+                    )
+                ] += 1
             else:
-                self.deliveries.append(record)
+                peer = record.peer
+                self.deliveries[
+                    DeliveryKey(
+                        record.host, record.mta, peer.addr, peer.name,
+                        str(record.status), _hour(record.time),
+                    )
+                ] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +171,10 @@ def scan(
     result.errors.extend(errors)
     for source in inputs:
         report = InputReport(source.name)
-        records: list[Record] = []
         try:
-            _scan_input(source, registry, options, report, records, progress)
+            # Records go straight into the result, so that what was read
+            # before a fault is kept.
+            _scan_input(source, registry, options, report, result.keep, progress)
         except FormatError as err:
             if source.found:
                 result.skipped.append(source.name)
@@ -132,7 +184,6 @@ def scan(
         except ScanError as err:
             report.error = str(err)
             result.errors.append(err)
-        result.keep(records)  # what was read before a fault is kept
         result.inputs.append(report)
         result.counts.add(report.counts)
     return result
@@ -143,7 +194,7 @@ def _scan_input(
     registry: Registry,
     options: Options,
     report: InputReport,
-    records: list[Record],
+    keep: Callable[[Iterable[Record]], None],
     progress: Callable[[int], None] | None,
 ) -> None:
     stream = open_input(source)
@@ -156,7 +207,7 @@ def _scan_input(
         grammar = grammar_cls(
             Stream(source.name, source.mtime(), options.zone, options.year)
         )
-        reader = LineReader(grammar, report.counts, records)
+        reader = LineReader(grammar, report.counts, keep)
         while block:
             reader.push(block)
             if progress is not None:
@@ -226,10 +277,12 @@ def detect(lines: Sequence[str], registry: Registry, name: str) -> type[Grammar]
 class LineReader:
     """Split byte blocks into lines and feed the lines that can matter to a grammar."""
 
-    def __init__(self, grammar: Grammar, counts: Counts, out: list[Record]) -> None:
+    def __init__(
+        self, grammar: Grammar, counts: Counts, keep: Callable[[Iterable[Record]], None]
+    ) -> None:
         self.grammar = grammar
         self.counts = counts
-        self.out = out
+        self._emit = keep
         self.needles = tuple(
             dict.fromkeys((*TLS_WORDS, *(w.encode() for w in grammar.prefilter)))
         )
@@ -312,6 +365,3 @@ class LineReader:
                 stop = find(b"\n", pos, end)
                 pos = find(needle, stop, end)
         return sorted(starts)
-
-    def _emit(self, records: list[Record]) -> None:
-        self.out.extend(records)

@@ -11,15 +11,11 @@ from smtplogscan.grammars.exim import EximGrammar
 
 from smtplogscan import (
     Delivery,
-    Direction,
     Event,
-    Options,
     Outcome,
     Record,
     Stream,
     Success,
-    registry,
-    scan,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,43 +318,6 @@ def test_untrue_tls_looking_line_is_unmatched() -> None:
 # -- samples --------------------------------------------------------------------------
 
 
-def _scan(path: Path) -> tuple[list[Event], list[Success]]:
-    result = scan([str(path)], registry.load(), Options(grammar="exim"))
-    assert not result.errors
-    assert result.counts.unmatched == 0, result.counts.unmatched_examples
-    return result.events, result.successes
-
-
-@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.log")), ids=lambda p: p.name)
-def test_sample_events(path: Path) -> None:
-    expected_path = path.with_suffix(".expected.jsonl")
-    expected = [json.loads(row) for row in expected_path.read_text().splitlines()]
-    found, _ = _scan(path)
-    got = [
-        {
-            "line": int(e.source.rsplit(":", 1)[1]),
-            "direction": str(e.direction),
-            "peer_name": e.peer.name,
-            "peer_addr": e.peer.addr,
-            "peer_port": e.peer.port,
-            "kind": str(e.kind),
-            "culprit": str(e.culprit),
-            "outcome": str(e.outcome),
-        }
-        for e in found
-    ]
-    assert sorted(got, key=lambda r: r["line"]) == expected
-
-
-@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.log")), ids=lambda p: p.name)
-def test_sample_successes(path: Path) -> None:
-    expected = json.loads(path.with_suffix(".expected-successes.json").read_text())
-    _, successes = _scan(path)
-    counted = {
-        "inbound": sum(s.direction is Direction.INBOUND for s in successes),
-        "outbound": sum(s.direction is Direction.OUTBOUND for s in successes),
-    }
-    assert counted == expected
 
 
 # -- the public corpus ----------------------------------------------------------------

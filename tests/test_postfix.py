@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from smtplogscan.grammars.postfix import PostfixGrammar
 
 from smtplogscan import Direction, Kind, Outcome
-from smtplogscan.grammars.postfix import PostfixGrammar
 
 H = "Dec  3 15:01:02 mx1"
 
@@ -69,9 +69,11 @@ def test_outbound_failure_then_deferral(scan_text):
     )
     (event,) = result.events
     assert event.outcome is Outcome.DEFERRED
+    assert list(result.deliveries.items()) == [
+        ((result.deliveries.most_common(1)[0][0]), 1)
+    ]
     (delivery,) = result.deliveries
-    assert delivery.status is Outcome.DEFERRED
-    assert delivery.peer.addr == "198.51.100.25"
+    assert (delivery.status, delivery.peer_addr) == ("deferred", "198.51.100.25")
 
 
 def test_delivery_of_another_message_does_not_take_the_outcome(scan_text):
@@ -123,7 +125,7 @@ def test_certificate_verification_failure_with_its_deferral(scan_text):
     assert event.culprit == "peer"
     assert event.outcome is Outcome.DEFERRED
     assert event.queue_id == "8ABC"
-    assert not result.successes  # the untrusted session was abandoned
+    assert not result.sessions  # the untrusted session was abandoned
 
 
 @pytest.mark.parametrize(
@@ -154,13 +156,14 @@ def test_successes_count_with_protocol_and_cipher(scan_text):
         f"{H} postfix/smtpd[60]: Anonymous TLS connection established from a.example.org[192.0.2.7]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256\n"
         f"{H} postfix/smtp[61]: Verified TLS connection established to mx.example.com[192.0.2.8]:25: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)\n"
     )
-    inbound, outbound = result.successes
+    inbound, outbound = result.sessions
     assert (inbound.direction, inbound.protocol, inbound.cipher) == (
-        Direction.INBOUND,
+        "inbound",
         "TLSv1.3",
         "TLS_AES_256_GCM_SHA384",
     )
-    assert (outbound.direction, outbound.peer.port) == (Direction.OUTBOUND, 25)
+    assert (outbound.direction, outbound.peer_addr) == ("outbound", "192.0.2.8")
+    assert result.tls_successes == 2
     assert not result.events
 
 

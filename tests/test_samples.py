@@ -59,6 +59,7 @@ def test_there_are_samples():
 def test_sample_events_equal_the_hand_worked_ones(grammars, log, expected):
     result = scan([str(log)], grammars)
     assert not result.errors
+    assert result.counts.unmatched == 0, result.counts.unmatched_examples
     want = [json.loads(line) for line in expected.read_text().splitlines() if line.strip()]
     want = [{k: w.get(k) for k in FIELDS} for w in want]
     got = sorted((_row(e) for e in result.events), key=lambda r: r["line"])
@@ -68,6 +69,6 @@ def test_sample_events_equal_the_hand_worked_ones(grammars, log, expected):
     if successes.exists():
         counts = json.loads(successes.read_text())
         seen = {"inbound": 0, "outbound": 0}
-        for success in result.successes:
-            seen[str(success.direction)] = seen.get(str(success.direction), 0) + 1
+        for key, n in result.sessions.items():
+            seen[key.direction] = seen.get(key.direction, 0) + n
         assert seen == {"inbound": counts["inbound"], "outbound": counts["outbound"]}

@@ -1,0 +1,96 @@
+"""One contract, checked over every registered grammar and every sample.
+
+A grammar must sniff its own samples high and the others' low, and its prefilter
+must lose nothing: feeding it every line of a sample gives exactly what the
+engine's filtered scan gives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from smtplogscan import Event, Grammar, Stream, Success, scan
+from smtplogscan.registry import load
+
+from .conftest import SAMPLES
+
+REGISTRY = load()
+LOGS = sorted(
+    p for p in SAMPLES.rglob("*") if p.is_file() and ".expected" not in p.name
+)
+
+
+def _owner(log: Path, grammars: dict[str, type[Grammar]]) -> type[Grammar]:
+    result = scan([str(log)], REGISTRY)
+    (report,) = result.inputs
+    return grammars[report.grammar]
+
+
+def test_builtin_grammars_load_from_entry_points():
+    assert not REGISTRY.failures, REGISTRY.failures
+    assert {"postfix", "exim", "exchange", "exchange-tracking"} <= set(REGISTRY.grammars)
+    for name, loaded in REGISTRY.grammars.items():
+        grammar = loaded.grammar
+        assert grammar.name == name
+        assert grammar.mta and grammar.formats and grammar.prefilter
+        assert "from smtplogscan" in loaded.origin
+
+
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: p.relative_to(SAMPLES).as_posix())
+def test_each_sample_sniffs_highest_for_its_own_grammar(log):
+    folder = log.relative_to(SAMPLES).parts[0]
+    head = log.read_text(encoding="utf-8-sig", errors="replace").splitlines()[:64]
+    scores = {n: g.grammar.sniff(head) for n, g in REGISTRY.grammars.items()}
+    best = max(scores, key=lambda n: scores[n])
+    assert best.startswith(folder), scores
+    assert scores[best] >= 0.5
+    others = [s for n, s in scores.items() if not n.startswith(folder)]
+    assert max(others) < 0.2, scores
+
+
+def _stream(log: Path) -> Stream:
+    mtime = datetime.fromtimestamp(log.stat().st_mtime, UTC)
+    return Stream(str(log), mtime)
+
+
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: p.relative_to(SAMPLES).as_posix())
+def test_prefilter_loses_nothing(log):
+    grammars = {n: g.grammar for n, g in REGISTRY.grammars.items()}
+    grammar = _owner(log, grammars)(_stream(log))
+    events, successes = [], Counter()
+    text = log.read_bytes().decode("utf-8", "replace")
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for record in grammar.feed(line.rstrip("\r"), lineno) or []:
+            _sort(record, events, successes)
+    for record in grammar.finish():
+        _sort(record, events, successes)
+
+    result = scan([str(log)], REGISTRY)
+    assert sorted(map(_key, events)) == sorted(map(_key, result.events))
+    engine = Counter()
+    for key, n in result.sessions.items():
+        engine[(key.direction, key.peer_addr, key.protocol)] += n
+    assert successes == engine
+
+
+def _sort(record: object, events: list[Event], successes: Counter) -> None:
+    if isinstance(record, Event):
+        events.append(record)
+    elif isinstance(record, Success):
+        successes[(str(record.direction), record.peer.addr, record.protocol)] += 1
+
+
+def _key(event: Event) -> str:
+    row = {
+        "source": event.source.rsplit(":", 1)[1],
+        "kind": str(event.kind),
+        "peer": event.peer.addr,
+        "detail": event.detail,
+        "outcome": str(event.outcome),
+    }
+    return json.dumps(row, sort_keys=True)
