@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from smtplogscan import Stream, scan
+from smtplogscan import Options, Stream, scan
 from smtplogscan.registry import load
 
 from .conftest import CORPUS
@@ -17,6 +17,7 @@ ROWS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlin
 REGISTRY = load()
 # Shapes that carry a Postfix header; "message-only" rows are fragments published
 # without one, which no real log holds.
+POSTFIX = Options(grammar="postfix")
 POSTFIX_SHAPES = {
     "syslog-traditional",
     "syslog-rfc3339",
@@ -40,8 +41,6 @@ def test_the_whole_corpus_as_one_file(tmp_path):
     path = tmp_path / "corpus.log"
     path.write_text("".join(r["line"] + "\n" for r in ROWS), encoding="utf-8")
     for name in REGISTRY.grammars:
-        from smtplogscan import Options
-
         result = scan([str(path)], REGISTRY, Options(grammar=name))
         assert not result.errors
         assert result.counts.lines == len(ROWS)
@@ -55,7 +54,7 @@ def test_postfix_primaries_are_found_with_their_kind(tmp_path):
     rows = _postfix_rows()
     path = tmp_path / "postfix.log"
     path.write_text("".join(r["line"] + "\n" for r in rows), encoding="utf-8")
-    result = scan([str(path)], REGISTRY, Options_postfix())
+    result = scan([str(path)], REGISTRY, POSTFIX)
     found = {int(e.source.rsplit(":", 1)[1]): e for e in result.events}
 
     checked = 0
@@ -77,13 +76,8 @@ def test_postfix_finds_nothing_in_lines_that_are_no_failure(tmp_path):
     rows = _postfix_rows()
     path = tmp_path / "postfix.log"
     path.write_text("".join(r["line"] + "\n" for r in rows), encoding="utf-8")
-    result = scan([str(path)], REGISTRY, Options_postfix())
+    result = scan([str(path)], REGISTRY, POSTFIX)
     for event in result.events:
         row = rows[int(event.source.rsplit(":", 1)[1]) - 1]
         assert row["is_tls_failure"], row["line"]
 
-
-def Options_postfix():  # noqa: N802 - reads as the Options it returns
-    from smtplogscan import Options
-
-    return Options(grammar="postfix")
