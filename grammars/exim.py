@@ -206,7 +206,10 @@ class EximGrammar(Grammar):
         if not (match["stamp"] or match["mon"] or match["iso"]):
             if not msg.startswith(_STARTS):
                 return [] if not _looks_like_tls(msg) else None
-        time = self._time(match)
+        try:
+            time = self._time(match)
+        except ValueError:
+            return None  # a stamp that names no real day, such as Feb 29 in 2027
         host = match["host"] or ""
         msgid = match["msgid"] or ""
         at = _Line(time, host, msgid, match["pid"] or "", lineno)

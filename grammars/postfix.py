@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,13 +120,16 @@ _LIBRARY = "TLS library problem: "
 # warning: cannot get RSA private key from file /etc/ssl/private/mx1.key: disabling TLS support
 # warning: error loading private keys and certificates from: SNI data for mx1.example.com: ...
 _SETUP = re.compile(
-    r"(?:(?:warning|fatal|error): )?(?:cannot (?:get|load) |error loading |error configuring"
+    r"(?:(?:warning|fatal|error): )?(?:cannot (?:get|load) |error (?:loading|decoding) |error configuring"
     r" explicit DH|.*(?:key values mismatch|does not match next certificate"
     r"|disabling TLS support))"
 )
 # OpenSSL 3 reports a client that leaves without close_notify this way, also after
 # a complete session; only inside a handshake is it a failure.
 _EOF_ONLY = "unexpected eof while reading"
+#: Bounds on the state kept per stream, so that no log can make it grow forever.
+_KEEP_WAITING = 1000
+_KEEP_QUEUED = 20000
 _STATUS = {
     "deferred": Outcome.DEFERRED,
     "bounced": Outcome.BOUNCED,
@@ -183,7 +187,10 @@ class PostfixGrammar(Grammar):
         "TLS",
         "SSL",
         "certificate",
-        "status=",
+        # status=sent is watched for only after a failed handshake (see watch).
+        "status=deferred",
+        "status=bounced",
+        "status=expired",
         "private key",
         "key values mismatch",
         "DH parameters",
@@ -194,11 +201,18 @@ class PostfixGrammar(Grammar):
     def __init__(self, stream: Stream) -> None:
         super().__init__(stream)
         self._clock = SyslogClock(stream.mtime, stream.zone, stream.year)
+        # The last stamp read and its time: feed checks it, the handlers reuse it.
+        self._stamp: str | None = None
+        self._when: datetime | None = None
         self._open: dict[tuple[str, str], _Handshake] = {}
         # Outbound failures still waiting to learn what became of the mail.
         self._waiting: dict[tuple[str, str], Event] = {}
         # Processes whose current connection completed a TLS handshake.
         self._established: set[tuple[str, str]] = set()
+        # Recent outbound failures by queue id: a later "status=expired" from
+        # qmgr turns their deferral into a bounce.
+        self._by_queue: OrderedDict[str, Event] = OrderedDict()
+        self._last_stamp, self._last_time = "", None
 
     @classmethod
     def sniff(cls, lines: Sequence[str]) -> float:
@@ -212,11 +226,17 @@ class PostfixGrammar(Grammar):
         if header is None:
             return [] if not _looks_like_tls(line) else None
         stamp, host, daemon, pid, msg = header
+        try:
+            self._time(stamp)
+        except ValueError:
+            return None  # a stamp that names no real day, such as Feb 29 in 2027
         key = (host, pid)
         out: list[Record] = []
 
         if daemon in _OUTBOUND and " status=" in msg:
             return self._status(key, msg, stamp, host, lineno)
+        if " status=expired" in msg:
+            return self._expired(msg, stamp, host, lineno)
         if (match := _established(msg)) is not None:
             return self._success(key, match, stamp, host, lineno)
         if msg.startswith("SSL_") or msg.startswith("warning: SSL_"):
@@ -329,7 +349,14 @@ class PostfixGrammar(Grammar):
         if handshake is not None:
             handshake.queue_id = match["queue_id"] if match else ""
             return self._close(key)
-        if key in self._waiting:
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            # The retry of a mail deferred earlier: "QID: Cannot start TLS" and,
+            # at level may, the same QID sent in plaintext next.
+            if match and not waiting.queue_id:
+                self._settle(key)
+                waiting.queue_id = match["queue_id"]
+                self._await(key, waiting)
             return []
         handshake = _Handshake(
             self._time(stamp),
@@ -404,7 +431,7 @@ class PostfixGrammar(Grammar):
             reason_line=lineno,
         )
         out = self._close(key)
-        self._waiting.pop(key, None)  # the TLSRPT line repeats a failure's outcome
+        self._settle(key)  # the TLSRPT line repeats a failure's outcome
         return out
 
     def _status(
@@ -420,10 +447,11 @@ class PostfixGrammar(Grammar):
 
         waiting = self._waiting.get(key)
         if waiting is not None and _same_delivery(waiting, peer, queue_id):
-            del self._waiting[key]
+            self._settle(key)
             waiting.outcome = status
             if not waiting.queue_id:
                 waiting.queue_id = queue_id
+            self._remember(waiting)
         elif status is not Outcome.PLAINTEXT and _is_tls_policy(text):
             self._open[key] = _Handshake(
                 self._time(stamp),
@@ -436,10 +464,13 @@ class PostfixGrammar(Grammar):
                 queue_id=queue_id,
             )
             out += self._close(key)
-            out[-1].outcome = status  # type: ignore[union-attr]
-            self._waiting.pop(key, None)
+            event = out[-1]
+            assert isinstance(event, Event)
+            event.outcome = status
+            self._settle(key)
+            self._remember(event)
         else:
-            self._waiting.pop(key, None)
+            self._settle(key)
 
         if status is not Outcome.PLAINTEXT:
             out.append(
@@ -454,6 +485,38 @@ class PostfixGrammar(Grammar):
                 )
             )
         return out
+
+    def _expired(self, msg: str, stamp: str, host: str, lineno: int) -> list[Record]:
+        # 4B44716217A: from=<root@mx1.example.com>, status=expired, returned to sender
+        queue_id = msg.partition(":")[0]
+        event = self._by_queue.pop(queue_id, None)
+        if event is not None:
+            event.outcome = Outcome.BOUNCED
+        peer = event.peer if event is not None else Peer()
+        return [
+            Delivery(self._time(stamp), host, self.mta, peer, Outcome.BOUNCED, queue_id,
+                     self.where(lineno))
+        ]
+
+    def _remember(self, event: Event) -> None:
+        if event.queue_id:
+            self._by_queue[event.queue_id] = event
+            self._by_queue.move_to_end(event.queue_id)
+            while len(self._by_queue) > _KEEP_QUEUED:
+                self._by_queue.popitem(last=False)
+
+    def _await(self, key: tuple[str, str], event: Event) -> None:
+        """Wait for what becomes of the mail after the failed handshake `event`."""
+        self._settle(key)
+        self._waiting[key] = event
+        self.watch(_follow_literal(event))
+        while len(self._waiting) > _KEEP_WAITING:
+            self._settle(next(iter(self._waiting)))
+
+    def _settle(self, key: tuple[str, str]) -> None:
+        event = self._waiting.pop(key, None)
+        if event is not None:
+            self.unwatch(_follow_literal(event))
 
     def _success(
         self,
@@ -516,16 +579,21 @@ class PostfixGrammar(Grammar):
             operation=handshake.operation,
         )
         if handshake.direction is Direction.OUTBOUND:
-            self._waiting[key] = event
+            self._await(key, event)
         return [event]
 
     def _time(self, stamp: str) -> datetime | None:
+        if stamp == self._stamp:
+            return self._when
         if not stamp:
-            return None
-        if stamp[0].isdigit():
-            return parse_iso(stamp, self.stream.zone)
-        month, day, clock = stamp.split()
-        return self._clock.stamp(month, int(day), clock)
+            when = None
+        elif stamp[0].isdigit():
+            when = parse_iso(stamp, self.stream.zone)
+        else:
+            month, day, clock = stamp.split()
+            when = self._clock.stamp(month, int(day), clock)
+        self._stamp, self._when = stamp, when
+        return when
 
 
 # -- line helpers -------------------------------------------------------------------
@@ -617,6 +685,14 @@ def _is_tls_policy(text: str) -> bool:
             "TLS not available",
         )
     )
+
+
+def _follow_literal(event: Event) -> str:
+    # The delivery line that tells the outcome: "QID: to=<...>" once the queue
+    # id is known, else "relay=NAME[ADDR]".
+    if event.queue_id:
+        return f"{event.queue_id}: to="
+    return f"relay={event.peer.name}[{event.peer.addr}]"
 
 
 def _same_delivery(event: Event, peer: Peer, queue_id: str) -> bool:

@@ -88,10 +88,6 @@ def _iso(value: Any) -> str | None:
     return None if value is None or str(value) == "NaT" else value.isoformat()
 
 
-def _counts(series: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in series.value_counts().items() if str(k)}
-
-
 def _culprit(cause: Cause, peers_with_cause: int) -> str:
     if peers_with_cause >= SPREAD_PEERS and cause.kind in _SPREAD_KINDS:
         return str(Culprit.LOCAL)
@@ -120,44 +116,64 @@ def _spread(events: pd.DataFrame) -> dict[str, int]:
     return spread
 
 
+_PEER = ["peer_addr", "direction"]
+
+
+def _mode(events: pd.DataFrame, column: str) -> dict[tuple[str, str], str]:
+    """Return the most frequent value of `column` for each peer and direction."""
+    counts = events.groupby([*_PEER, column], sort=False).size().rename("n").reset_index()
+    top = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates(_PEER)
+    return {(a, d): str(v) for a, d, v in zip(top["peer_addr"], top["direction"], top[column])}
+
+
+def _tally(events: pd.DataFrame, column: str) -> dict[tuple[str, str], dict[str, int]]:
+    """Return {value: count} of `column` for each peer and direction."""
+    tallies: dict[tuple[str, str], dict[str, int]] = {}
+    for (addr, direction, value), n in events.groupby([*_PEER, column]).size().items():
+        if value:
+            tallies.setdefault((addr, direction), {})[str(value)] = int(n)
+    return {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in tallies.items()}
+
+
 def _peers(
     events: pd.DataFrame,
     successes: pd.DataFrame,
     spread: dict[str, int],
     causes: dict[str, Cause],
 ) -> list[dict[str, Any]]:
-    ok = successes.groupby(["peer_addr", "direction"])["count"].sum()
-    ok_counts = ok.to_dict() if len(successes) else {}
+    ok = successes.groupby(_PEER)["count"].sum().to_dict() if len(successes) else {}
     logged = set(successes["direction"] + "/" + successes["mta"]) if len(successes) else set()
+    named = events[(events["peer_name"] != "") & (events["peer_name"] != "unknown")]
+    names = _mode(named, "peer_name")
+    mtas, cause_ids, details = (_mode(events, c) for c in ("mta", "cause", "detail"))
+    kinds, outcomes, hosts = (_tally(events, c) for c in ("kind", "outcome", "host"))
+    seen = events.groupby(_PEER)["when"].agg(["size", "min", "max"])
 
     peers: list[dict[str, Any]] = []
-    for (addr, direction), group in events.groupby(["peer_addr", "direction"], sort=False):
-        names = Counter(n for n in group["peer_name"] if n and n != "unknown")
-        mta = str(group["mta"].mode().iloc[0])
-        cause = causes[str(group["cause"].mode().iloc[0])]
-        failures = len(group)
-        good = int(ok_counts.get((addr, direction), 0))
+    for (addr, direction), row in seen.iterrows():
+        key = (addr, direction)
+        mta, cause = mtas[key], causes[cause_ids[key]]
+        failures, good = int(row["size"]), int(ok.get(key, 0))
         rated = f"{direction}/{mta}" in logged
-        culprit = _culprit(cause, spread.get(cause.id, 0))
         peers.append(
             {
                 "peer_addr": addr or None,
-                "peer_name": names.most_common(1)[0][0] if names else (addr or NO_PEER),
+                "peer_name": names.get(key) or addr or NO_PEER,
                 "direction": direction,
                 "mta": mta,
-                "hosts": sorted(h for h in set(group["host"]) if h),
+                "hosts": sorted(hosts.get(key, {})),
                 "failures": failures,
                 "successes": good,
                 "failure_rate": round(failures / (failures + good), 4) if rated else None,
-                "kinds": _counts(group["kind"]),
-                "outcomes": _counts(group["outcome"]),
-                "first_seen": _iso(group["when"].min()),
-                "last_seen": _iso(group["when"].max()),
-                "culprit": culprit,
+                "kinds": kinds.get(key, {}),
+                "outcomes": outcomes.get(key, {}),
+                "first_seen": _iso(row["min"]),
+                "last_seen": _iso(row["max"]),
+                "culprit": _culprit(cause, spread.get(cause.id, 0)),
                 "cause": cause.id,
                 "cause_text": cause.cause,
                 "advice": cause.advice(mta),
-                "detail": str(group["detail"].mode().iloc[0]),
+                "detail": details[key],
             }
         )
     peers.sort(key=lambda p: (-p["failures"], p["peer_name"]))

@@ -1,7 +1,8 @@
 """The command line: the only place that prints, exits and sets up logging.
 
 Exit statuses: 0 done; 1 some input could not be read (the report is still
-printed); 2 usage error; 130 interrupted.
+printed); 2 usage error; 3 --fail-on reached; 4 the report could not be mailed;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,21 +11,29 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
 from smtplogscan import registry as registry_mod
-from smtplogscan.errors import ScanError, UsageError
+from smtplogscan import mail
+from smtplogscan.errors import MailError, ScanError, UsageError
 from smtplogscan.frame import sort_events
+from smtplogscan.progress import Meter
 from smtplogscan.scan import Options, ScanResult, scan
 
 EXIT_INPUT = 1
 EXIT_USAGE = 2
+EXIT_FAILURES = 3
+EXIT_MAIL = 4
 EXIT_INTERRUPTED = 130
+
+if TYPE_CHECKING:
+    from smtplogscan.analysis import Analysis
 
 log = logging.getLogger("smtplogscan")
 
@@ -51,6 +60,7 @@ class EventFormat(StrEnum):
 
 
 _debug = False
+_quiet = False
 
 Paths = Annotated[
     list[str] | None,
@@ -78,6 +88,45 @@ UtcOpt = Annotated[bool, typer.Option("--utc", help="Print times in UTC.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+MailToOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mail-to", help="Mail the report to ADDR[,ADDR]; repeatable."),
+]
+MailFromOpt = Annotated[
+    str | None, typer.Option("--mail-from", help="Sender (default: smtplogscan@this host).")
+]
+SmtpHostOpt = Annotated[
+    str | None,
+    typer.Option("--smtp-host", help="Send through this SMTP server (else: sendmail)."),
+]
+SmtpPortOpt = Annotated[int, typer.Option("--smtp-port", min=1, max=65535, help="SMTP port.")]
+StarttlsOpt = Annotated[
+    bool,
+    typer.Option("--starttls/--no-starttls", help="Require STARTTLS (off for a local relay)."),
+]
+SmtpUserOpt = Annotated[str | None, typer.Option("--smtp-user", help="Log in as this user.")]
+PasswordFileOpt = Annotated[
+    Path | None, typer.Option("--smtp-password-file", help="Read the SMTP password from here.")
+]
+PasswordEnvOpt = Annotated[
+    str | None,
+    typer.Option("--smtp-password-env", help="Read the SMTP password from this variable."),
+]
+SendmailOpt = Annotated[
+    bool, typer.Option("--sendmail", help="Pipe the mail to `sendmail -t` (the default).")
+]
+SendmailPathOpt = Annotated[
+    str | None,
+    typer.Option("--sendmail-path", help="The sendmail program [/usr/sbin/sendmail]."),
+]
+QuietIfEmptyOpt = Annotated[
+    bool,
+    typer.Option("--quiet-if-empty", help="Print and send nothing when no failure was found."),
+]
+FailOnOpt = Annotated[
+    int | None,
+    typer.Option("--fail-on", min=1, help="Exit with status 3 when N or more failures were found."),
+]
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -86,8 +135,9 @@ def _fail(message: str, status: int) -> NoReturn:
 
 
 def _setup_logging(verbose: int, quiet: bool, debug: bool) -> None:
-    global _debug
+    global _debug, _quiet
     _debug = debug
+    _quiet = quiet
     level = logging.ERROR if quiet else logging.WARNING
     if verbose or debug:
         level = logging.DEBUG if verbose > 1 or debug else logging.INFO
@@ -127,7 +177,11 @@ def _run(
             registry.get(grammar)  # an unknown name is a usage error, before reading
         except ScanError as err:
             raise UsageError(str(err)) from None
-    result = scan(_inputs(paths), registry, options)
+    meter = Meter(enabled=False if _quiet else None)
+    try:
+        result = scan(_inputs(paths), registry, options, progress=meter)
+    finally:
+        meter.close()
     for error in result.errors:
         typer.echo(f"smtplogscan: {error}", err=True)
     return result
@@ -156,6 +210,18 @@ def report(
         Path | None,
         typer.Option("--template-dir", help="A folder whose templates override ours."),
     ] = None,
+    mail_to: MailToOpt = None,
+    mail_from: MailFromOpt = None,
+    smtp_host: SmtpHostOpt = None,
+    smtp_port: SmtpPortOpt = 25,
+    starttls: StarttlsOpt = True,
+    smtp_user: SmtpUserOpt = None,
+    smtp_password_file: PasswordFileOpt = None,
+    smtp_password_env: PasswordEnvOpt = None,
+    sendmail: SendmailOpt = False,
+    sendmail_path: SendmailPathOpt = None,
+    quiet_if_empty: QuietIfEmptyOpt = False,
+    fail_on: FailOnOpt = None,
     grammar: GrammarOpt = None,
     grammar_path: GrammarPath = None,
     year: YearOpt = None,
@@ -170,22 +236,34 @@ def report(
     from smtplogscan.analysis import analyse
 
     _setup_logging(verbose, quiet, debug)
+    mailing = _mailing(
+        mail_to, mail_from, smtp_host, smtp_port, starttls,
+        smtp_user, smtp_password_file, smtp_password_env,
+        (sendmail_path or mail.SENDMAIL) if sendmail or sendmail_path else None,
+    )  # fmt: skip
     result = _run(paths, grammar, grammar_path, year, timezone)
     if utc:
         _to_utc(result)
     analysis = analyse(result)
+    if quiet_if_empty and not analysis.totals["failures"]:
+        raise typer.Exit(EXIT_INPUT if result.errors else 0)
     examples = result.counts.unmatched_examples
     if fmt is ReportFormat.JSON:
         text = render.render_json(analysis, examples)
     elif fmt is ReportFormat.CSV:
         text = render.render_csv(analysis)
     elif fmt is ReportFormat.HTML:
-        text = render.render_html(analysis, examples, template_dir)
+        text = render.render_html(analysis, examples, template_dir, result.events)
     else:
         text = render.render_text(analysis, examples, template_dir)
-    _write([text], output)
+    if mailing is None or output is not None:
+        _write([text], output)  # a mailed report goes to stdout only if asked to
+    if mailing is not None:
+        _send(mailing, analysis, result, template_dir)
     if result.errors:
         raise typer.Exit(EXIT_INPUT)
+    if fail_on is not None and analysis.totals["failures"] >= fail_on:
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()
@@ -235,6 +313,66 @@ def grammars(
         typer.echo(f"    from:    {clean(loaded.origin)}")
     for failure in registry.failures:
         typer.echo(f"smtplogscan: {clean(failure)}", err=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mailing:
+    recipients: list[str]
+    sender: str
+    transport: mail.Transport
+
+
+def _mailing(
+    mail_to: list[str] | None,
+    mail_from: str | None,
+    smtp_host: str | None,
+    smtp_port: int,
+    starttls: bool,
+    smtp_user: str | None,
+    password_file: Path | None,
+    password_env: str | None,
+    sendmail: str | None,
+) -> _Mailing | None:
+    """Check the mail options before the scan, so that a typo costs no scan."""
+    if not mail_to:
+        if smtp_host or sendmail or mail_from or smtp_user:
+            raise UsageError("the mail options need --mail-to")
+        return None
+    if smtp_host and sendmail:
+        raise UsageError("give --smtp-host or --sendmail, not both")
+    password = mail.read_password(password_file, password_env)
+    if smtp_user and password is None:
+        raise UsageError("--smtp-user needs --smtp-password-file or --smtp-password-env")
+    transport = mail.Transport(
+        smtp_host=smtp_host,
+        smtp_port=smtp_port,
+        starttls=starttls,
+        user=smtp_user,
+        password=password,
+        sendmail=None if smtp_host else mail.check_program(sendmail or mail.SENDMAIL),
+    )
+    sender = mail.addresses([mail_from])[0] if mail_from else mail.default_sender()
+    return _Mailing(mail.addresses(mail_to), sender, transport)
+
+
+def _send(
+    mailing: _Mailing, analysis: Analysis, result: ScanResult, template_dir: Path | None
+) -> None:
+    from smtplogscan import charts
+    from smtplogscan import report as render
+
+    examples = result.counts.unmatched_examples
+    text = render.render_text(analysis, examples, template_dir)
+    html = render.render_html(analysis, examples, template_dir, result.events)
+    days = charts.dates(charts.timeline(analysis, result.events), analysis.totals)
+    subject = mail.subject(analysis.totals, analysis.hosts, days)
+    message = mail.build_message(subject, mailing.sender, mailing.recipients, text, html)
+    try:
+        mail.send(message, mailing.transport)
+    except MailError as err:
+        if _debug:
+            raise
+        _fail(f"error: {err}", EXIT_MAIL)
 
 
 def _to_utc(result: ScanResult) -> None:

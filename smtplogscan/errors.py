@@ -25,3 +25,7 @@ class CatalogueError(ScanError):
 
 class UsageError(ScanError):
     """An option's value cannot be used."""
+
+
+class MailError(ScanError):
+    """The report could not be handed to the mail server or to sendmail."""

@@ -107,7 +107,8 @@ def _counted(counter: Mapping[Any, int], fields: tuple[str, ...]) -> pd.DataFram
 
     frame = pd.DataFrame(list(counter.keys()), columns=list(fields))
     frame["count"] = list(counter.values())
-    frame["when"] = pd.to_datetime(
-        [h.astimezone(UTC) if h is not None else None for h in frame.pop("hour")], utc=True
-    )
+    hours = frame.pop("hour")
+    # Hours repeat across peers: convert each distinct one once.
+    utc = {h: h.astimezone(UTC) for h in set(hours) if h is not None}
+    frame["when"] = pd.to_datetime([utc.get(h) for h in hours], utc=True)
     return frame

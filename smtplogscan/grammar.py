@@ -7,7 +7,9 @@ the reason on separate lines of one process).
 
 The engine calls `feed` only for lines that contain one of the grammar's
 `prefilter` literals or the words ``TLS`` or ``SSL``; every other line is counted
-and never leaves the byte buffer. A line that `feed` answers with None was not
+and never leaves the byte buffer. A grammar that needs an ordinary line for a
+while (the delivery that follows a failed handshake) says so with `watch`, and
+the engine feeds the lines that hold that literal too until `unwatch`. A line that `feed` answers with None was not
 understood: when it looks like TLS, it is counted as unmatched and shown in the
 report, so that a new wording is noticed.
 """
@@ -55,6 +57,22 @@ class Grammar(ABC):
 
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
+        #: Literals watched for now, besides the prefilter; see `watch`.
+        self.follow: set[str] = set()
+        #: Changes whenever `follow` does, so the engine notices cheaply.
+        self.follow_version = 0
+
+    def watch(self, literal: str) -> None:
+        """Have the engine feed lines that hold `literal`, from the next line on."""
+        if literal not in self.follow:
+            self.follow.add(literal)
+            self.follow_version += 1
+
+    def unwatch(self, literal: str) -> None:
+        """Stop feeding lines for `literal` (unless the prefilter wants them)."""
+        if literal in self.follow:
+            self.follow.discard(literal)
+            self.follow_version += 1
 
     @classmethod
     @abstractmethod

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from smtplogscan.analysis import Analysis
 from smtplogscan.frame import EVENT_FIELDS, event_row
@@ -81,6 +82,11 @@ def _pairs(counts: dict[str, int], limit: int = 3) -> str:
     return text + (", …" if len(items) > limit else "")
 
 
+def _clean_markup(value: object) -> object:
+    # Markup was built by a template or filter and is trusted; log text is not.
+    return value if isinstance(value, Markup) else clean(value)
+
+
 def environment(template_dir: Path | None = None, html: bool = False) -> jinja2.Environment:
     """Build the jinja2 environment; templates in `template_dir` override ours."""
     loaders: list[jinja2.BaseLoader] = []
@@ -90,7 +96,7 @@ def environment(template_dir: Path | None = None, html: bool = False) -> jinja2.
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=html,
-        finalize=None if html else clean,
+        finalize=_clean_markup if html else clean,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -166,12 +172,33 @@ def iter_event_lines(events: Iterable[Event], fmt: str, utc: bool = False) -> It
         buffer.truncate()
 
 
+#: The HTML report lists this many peers; the CSV and JSON reports list all.
+HTML_PEERS = 200
+
+
 def render_html(
-    analysis: Analysis, examples: Sequence[str] = (), template_dir: Path | None = None
+    analysis: Analysis,
+    examples: Sequence[str] = (),
+    template_dir: Path | None = None,
+    events: Sequence[Event] = (),
 ) -> str:
-    """Render the report as one self-contained HTML page."""
+    """Render the report as one self-contained HTML page.
+
+    The timeline comes from `analysis.timeline` when the analysis has one, else
+    it is counted from `events`.
+    """
+    from smtplogscan import __version__, charts
+
     template = environment(template_dir, html=True).get_template("report.html.j2")
-    return template.render(a=analysis, examples=examples, data=analysis.to_json())
+    return template.render(
+        a=analysis,
+        examples=examples,
+        data=analysis.to_json(),
+        charts=charts.build(analysis, events),
+        colour=charts.colour,
+        limit=HTML_PEERS,
+        version=__version__,
+    )
 
 
 def dumps(value: Any) -> str:

@@ -121,6 +121,12 @@ class ScanResult:
     errors: list[ScanError] = field(default_factory=list)
     #: Files found in folders that no grammar recognised.
     skipped: list[str] = field(default_factory=list)
+    #: Records from `since` (included) to `until` (excluded) are kept; records
+    #: with no time are always kept, since no window can exclude them.
+    since: datetime | None = None
+    until: datetime | None = None
+    #: Where records outside the window go instead, for a comparison.
+    baseline: ScanResult | None = None
 
     @property
     def tls_successes(self) -> int:
@@ -129,7 +135,14 @@ class ScanResult:
 
     def keep(self, records: Iterable[Record]) -> None:
         """Keep failures; count successes and deliveries."""
+        windowed = self.since is not None or self.until is not None
         for record in records:
+            # By the record's own time, before it is counted by hour: a window
+            # starting 10:30 must not take a session of 10:15.
+            if windowed and not self.within(record.time):
+                if self.baseline is not None:
+                    self.baseline.keep((record,))
+                continue
             if isinstance(record, Event):
                 self.events.append(record)
             elif isinstance(record, Success):
@@ -149,6 +162,16 @@ class ScanResult:
                     )
                 ] += 1
 
+    def within(self, when: datetime | None) -> bool:
+        """Say whether a record of this time belongs in the window."""
+        if when is None:
+            return True
+        if when.tzinfo is None:  # a plugin's naive time: the machine's local time
+            when = when.astimezone()
+        if self.since is not None and when < self.since:
+            return False
+        return self.until is None or when < self.until
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -157,16 +180,27 @@ class Options:
     grammar: str | None = None
     zone: tzinfo | None = None
     year: int | None = None
+    #: Keep only records from `since` (included) to `until` (excluded).
+    since: datetime | None = None
+    until: datetime | None = None
+    #: Send records outside that window but inside this one (since, until) to
+    #: `ScanResult.baseline`, so that one scan feeds a comparison.
+    baseline: tuple[datetime | None, datetime | None] | None = None
 
 
 def scan(
     paths: Sequence[str],
     registry: Registry,
     options: Options = Options(),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
-    """Scan every input named by `paths`; errors are collected, never raised."""
-    result = ScanResult()
+    """Scan every input named by `paths`; errors are collected, never raised.
+
+    `progress` is called after each block with the bytes and lines it held.
+    """
+    result = ScanResult(since=options.since, until=options.until)
+    if options.baseline is not None:
+        result.baseline = ScanResult(since=options.baseline[0], until=options.baseline[1])
     inputs, errors = expand(paths)
     result.errors.extend(errors)
     for source in inputs:
@@ -195,7 +229,7 @@ def _scan_input(
     options: Options,
     report: InputReport,
     keep: Callable[[Iterable[Record]], None],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     stream = open_input(source)
     try:
@@ -209,9 +243,10 @@ def _scan_input(
         )
         reader = LineReader(grammar, report.counts, keep)
         while block:
+            lines = report.counts.lines
             reader.push(block)
             if progress is not None:
-                progress(len(block))
+                progress(len(block), report.counts.lines - lines)
             if fault is not None:
                 break
             block, fault = _read(stream, source)
@@ -286,6 +321,8 @@ class LineReader:
         self.needles = tuple(
             dict.fromkeys((*TLS_WORDS, *(w.encode() for w in grammar.prefilter)))
         )
+        self._follow_version = grammar.follow_version
+        self._follow = self._follow_needles()
         self._carry = b""
         self._skipping = False  # inside the rest of a line that was cut
         self._closed = False
@@ -324,7 +361,7 @@ class LineReader:
         return b""
 
     def _lines(self, data: bytes, end: int) -> None:
-        starts = self._hits(data, end)
+        starts = self._hits(data, end, (*self.needles, *self._follow))
         counts = self.counts
         first_line = counts.lines + 1
         if self._skipping:
@@ -334,9 +371,12 @@ class LineReader:
             self._skipping = False
         counts.lines += data.count(b"\n", 0, end)
 
-        lineno, pos = first_line, 0
-        feed = self.grammar.feed
-        for start in starts:
+        lineno, pos, index = first_line, 0, 0
+        grammar = self.grammar
+        feed = grammar.feed
+        while index < len(starts):
+            start = starts[index]
+            index += 1
             lineno += data.count(b"\n", pos, start)
             pos = start
             stop = data.find(b"\n", start, end)
@@ -349,16 +389,35 @@ class LineReader:
             if records is None:
                 counts.unmatched += 1
                 if len(counts.unmatched_examples) < KEEP_UNMATCHED:
-                    counts.unmatched_examples.append(f"{self.grammar.where(lineno)}: {line[:300]}")
+                    where = grammar.where(lineno)
+                    counts.unmatched_examples.append(f"{where}: {line[:300]}")
             elif records:
                 self._emit(records)
+            if grammar.follow_version != self._follow_version:
+                starts = starts[:index] + self._refollow(data, stop + 1, end, starts[index:])
 
-    def _hits(self, data: bytes, end: int) -> list[int]:
-        """Return the start of every line in data[:end] that holds a needle."""
+    def _follow_needles(self) -> tuple[bytes, ...]:
+        return tuple(w.encode() for w in self.grammar.follow)
+
+    def _refollow(self, data: bytes, begin: int, end: int, rest: list[int]) -> list[int]:
+        """Take up the grammar's new follow literals for the rest of the block."""
+        old = set(self._follow)
+        self._follow_version = self.grammar.follow_version
+        self._follow = self._follow_needles()
+        new = [n for n in self._follow if n not in old]
+        if not new:
+            return rest
+        return sorted(set(rest).union(self._hits(data, end, new, begin)))
+
+    @staticmethod
+    def _hits(
+        data: bytes, end: int, needles: Iterable[bytes], begin: int = 0
+    ) -> list[int]:
+        """Return the start of every line in data[begin:end] that holds a needle."""
         starts: set[int] = set()
         find, rfind = data.find, data.rfind
-        for needle in self.needles:
-            pos = find(needle, 0, end)
+        for needle in needles:
+            pos = find(needle, begin, end)
             while pos != -1:
                 start = rfind(b"\n", 0, pos) + 1
                 starts.add(start)

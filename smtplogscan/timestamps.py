@@ -1,27 +1,51 @@
 """Turn log time stamps into aware datetimes, years and zones included.
 
 Traditional syslog stamps (``Dec  3 15:01:02``) carry no year and no zone. The
-year comes from the input's modification time and the order of its lines: the
-first stamp takes the latest year that does not put it more than a day after the
-modification time, and a later stamp that falls far before the one before it has
-crossed a New Year. ``strptime`` is never used on such a stamp: with no year it
-assumes 1900, in which 29 February does not exist.
+year comes from the input's modification time and the order of its lines:
+
+- the first stamp takes the latest year that does not put it more than a day
+  after the modification time (``--year`` names that year instead);
+- a stamp more than a day before the one before it has crossed a New Year;
+- a stamp that, a year earlier, would fall within a day before the one before it
+  is a line from before the turn written late (syslog relays reorder lines);
+- no stamp may land more than a day after the modification time (unless the year
+  was given), which also mends logs concatenated out of order.
+
+The day of slack absorbs the difference between the zone of the stamps and the
+UTC of the modification time. ``strptime`` is never used on such a stamp: with no
+year it assumes 1900, in which 29 February does not exist.
 """
 
 from __future__ import annotations
 
+from calendar import monthrange
 from datetime import datetime, timedelta, tzinfo
 
 MONTHS = {
     name: number
     for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+        (
+            "Jan",
+            "Feb",
+            "Mar",
+            "Apr",
+            "May",
+            "Jun",
+            "Jul",
+            "Aug",
+            "Sep",
+            "Oct",
+            "Nov",
+            "Dec",
+        ),
         start=1,
     )
 }
 
 _SLACK = timedelta(days=1)
-_HALF_YEAR = timedelta(days=183)
+
+#: month, day, hour, minute, second, microsecond
+_Parts = tuple[int, int, int, int, int, int]
 
 
 def localize(naive: datetime, zone: tzinfo | None) -> datetime:
@@ -31,52 +55,67 @@ def localize(naive: datetime, zone: tzinfo | None) -> datetime:
     return naive.replace(tzinfo=zone)
 
 
+def wall_clock(moment: datetime, zone: tzinfo | None) -> datetime:
+    """Return `moment` as the naive wall-clock time of `zone` (None: local)."""
+    local = moment.astimezone() if zone is None else moment.astimezone(zone)
+    return local.replace(tzinfo=None)
+
+
 class SyslogClock:
     """Give year-less stamps of one stream their year, in the order they come."""
 
     def __init__(self, mtime: datetime, zone: tzinfo | None, year: int | None = None):
-        self._limit = mtime + _SLACK
+        # Compared in the stamps' own wall-clock time, so no zone arithmetic
+        # is needed per line.
+        self._limit = wall_clock(mtime + _SLACK, zone)
         self._zone = zone
-        self._year = year
-        self._forced = year is not None
-        self._last: datetime | None = None
+        self._given = year
+        self._year: int | None = None  # the year of the last stamp read
+        self._last: datetime | None = None  # the last stamp read, naive
 
     def stamp(self, month: str, day: int, clock: str) -> datetime:
         """Return the aware datetime of ``month day HH:MM:SS[.ffffff]``.
 
         Raises ValueError for a stamp that names no real day (``Feb 29`` in a
-        common year, ``Apr 31``) or an unknown month.
+        common year, ``Apr 31``), no real time, or an unknown month.
         """
-        number = MONTHS[month[:3].title()] if month[:3].title() in MONTHS else 0
-        if not number:
+        number = MONTHS.get(month[:3].title())
+        if number is None:
             raise ValueError(f"unknown month {month!r}")
-        hour, minute, second, micro = _clock(clock)
+        if not 1 <= day <= 31:
+            raise ValueError(f"no day {day} in any month")
+        parts: _Parts = (number, day, *_clock(clock))
 
-        if self._forced:
-            assert self._year is not None
-            return localize(datetime(self._year, number, day, hour, minute, second, micro), self._zone)
+        year = self._choose_year(parts)
+        naive = datetime(year, *parts)  # raises for 29 February in a common year
+        self._year, self._last = year, naive
+        return localize(naive, self._zone)
 
-        year = self._guess_year(number, day)
-        when = localize(datetime(year, number, day, hour, minute, second, micro), self._zone)
-        self._year, self._last = year, when
-        return when
+    def _choose_year(self, parts: _Parts) -> int:
+        if self._year is None or self._last is None:
+            year = self._given if self._given is not None else self._limit.year
+        else:
+            year = self._year
+            earliest = self._last - _SLACK
+            if _near(year, parts) < earliest:
+                year += 1  # far before the last stamp: a New Year has passed
+            elif _near(year - 1, parts) >= earliest:
+                year -= 1  # written late, from before the New Year just crossed
 
-    def _guess_year(self, month: int, day: int) -> int:
-        if self._last is None or self._year is None:
-            year = self._limit.year
-            if (month, day) > (self._limit.month, self._limit.day):
-                year -= 1
-            return year
-
-        year = self._year
-        gap = datetime(year, month, min(day, 28), tzinfo=self._last.tzinfo) - self._last
-        if gap < -_HALF_YEAR:
-            year += 1  # December, then January: a New Year passed
-        elif gap > _HALF_YEAR:
-            year -= 1  # a line from before the turn, logged late
-        if (month, day) > (self._limit.month, self._limit.day) and year >= self._limit.year:
-            year = self._limit.year - 1  # never more than a day in the future
+        if self._given is None and _near(year, parts) > self._limit:
+            limit = self._limit.year
+            year = limit if _near(limit, parts) <= self._limit else limit - 1
         return year
+
+
+def _near(year: int, parts: _Parts) -> datetime:
+    """The stamp in `year`, with a day the month lacks moved to its last day.
+
+    Only for choosing the year: 29 February is compared as the 28th of a common
+    year, and the stamp is built for real once the year is chosen.
+    """
+    month, day, *clock = parts
+    return datetime(year, month, min(day, monthrange(year, month)[1]), *clock)
 
 
 def _clock(text: str) -> tuple[int, int, int, int]:
@@ -88,5 +127,36 @@ def _clock(text: str) -> tuple[int, int, int, int]:
 
 def parse_iso(text: str, zone: tzinfo | None) -> datetime:
     """Parse an ISO 8601 stamp with or without an offset (``+0000`` included)."""
-    when = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+    when = datetime.fromisoformat(
+        text.replace(" ", "T", 1) if "T" not in text else text
+    )
     return when if when.tzinfo is not None else localize(when, zone)
+
+
+def local_zone() -> tzinfo:
+    """Return the machine's zone, by its IANA name when the system tells it."""
+    import os
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            # /etc/localtime -> /usr/share/zoneinfo/Europe/Berlin on most systems
+            target = os.path.realpath("/etc/localtime")
+            name = target.partition("zoneinfo/")[2]
+        except OSError:
+            name = ""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    fixed = datetime.now().astimezone().tzinfo
+    assert fixed is not None  # astimezone() always attaches a zone
+    return fixed
+
+
+def zone_name(zone: tzinfo) -> str:
+    """Return the IANA name of `zone` when it has one, else its abbreviation."""
+    key = getattr(zone, "key", None)
+    return str(key) if key else str(zone.tzname(None) or zone)

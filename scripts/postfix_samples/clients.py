@@ -74,11 +74,17 @@ class Raw:
         self.sock.close()
 
 
-def try_starttls(source: str, context: ssl.SSLContext, port: int = SMTP,
-                 server: str = SERVER_V4) -> None:
+def try_starttls(
+    source: str, context: ssl.SSLContext, port: int = SMTP, server: str = SERVER_V4
+) -> None:
     """STARTTLS with the given context; on failure just drop the connection."""
-    client = smtplib.SMTP(server, port, local_hostname=host_of(source),
-                          source_address=(source, 0), timeout=30)
+    client = smtplib.SMTP(
+        server,
+        port,
+        local_hostname=host_of(source),
+        source_address=(source, 0),
+        timeout=30,
+    )
     try:
         client.ehlo()
         client.starttls(context=context)
@@ -107,15 +113,20 @@ def host_of(source: str) -> str:
 def old_tls10() -> None:
     # A client that can only do TLS 1.0 (old appliance): no protocol in common
     # with OpenSSL 3 at security level 2 -> protocol_version.
-    try_starttls("127.0.0.11", lax_context(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1,
-                                           "DEFAULT:@SECLEVEL=0"))
+    try_starttls(
+        "127.0.0.11",
+        lax_context(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1, "DEFAULT:@SECLEVEL=0"),
+    )
 
 
 def old_tls11() -> None:
     # The same with TLS 1.1 only.
-    try_starttls("127.0.0.12", lax_context(ssl.TLSVersion.TLSv1_1,
-                                           ssl.TLSVersion.TLSv1_1,
-                                           "DEFAULT:@SECLEVEL=0"))
+    try_starttls(
+        "127.0.0.12",
+        lax_context(
+            ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1, "DEFAULT:@SECLEVEL=0"
+        ),
+    )
 
 
 def plaintext_after_starttls() -> None:
@@ -138,9 +149,14 @@ def http_after_starttls() -> None:
 
 def ecdsa_only() -> None:
     # TLS 1.2 with ECDSA suites only; our certificate is RSA -> no shared cipher.
-    try_starttls("127.0.0.15", lax_context(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2,
-                                           "ECDHE-ECDSA-AES128-GCM-SHA256:"
-                                           "ECDHE-ECDSA-AES256-GCM-SHA384"))
+    try_starttls(
+        "127.0.0.15",
+        lax_context(
+            ssl.TLSVersion.TLSv1_2,
+            ssl.TLSVersion.TLSv1_2,
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+        ),
+    )
 
 
 def strict_verifier() -> None:
@@ -200,18 +216,26 @@ def smtps_http() -> None:
 
 def submission_tls11() -> None:
     # A mail client stuck on TLS 1.1 at the submission port.
-    try_starttls("127.0.0.35", lax_context(ssl.TLSVersion.TLSv1_1,
-                                           ssl.TLSVersion.TLSv1_1,
-                                           "DEFAULT:@SECLEVEL=0"),
-                 port=SUBMISSION)
+    try_starttls(
+        "127.0.0.35",
+        lax_context(
+            ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1, "DEFAULT:@SECLEVEL=0"
+        ),
+        port=SUBMISSION,
+    )
 
 
 def good_sessions() -> None:
     # Successful STARTTLS sessions (TLS 1.3 and 1.2) and one relayed outbound.
     try_starttls("127.0.0.31", lax_context())
     try_starttls("127.0.0.32", lax_context(high=ssl.TLSVersion.TLSv1_2))
-    client = smtplib.SMTP(SERVER_V4, SMTP, local_hostname="good1.client.test",
-                          source_address=("127.0.0.31", 0), timeout=30)
+    client = smtplib.SMTP(
+        SERVER_V4,
+        SMTP,
+        local_hostname="good1.client.test",
+        source_address=("127.0.0.31", 0),
+        timeout=30,
+    )
     client.starttls(context=lax_context())
     client.sendmail("bob@good1.client.test", ["user@good.test"], MESSAGE)
     client.quit()
@@ -219,17 +243,27 @@ def good_sessions() -> None:
 
 def implicit_tls() -> None:
     # Successful session on port 465 (implicit TLS).
-    client = smtplib.SMTP_SSL(SERVER_V4, SMTPS, local_hostname="wrap.client.test",
-                              source_address=("127.0.0.33", 0), timeout=30,
-                              context=lax_context())
+    client = smtplib.SMTP_SSL(
+        SERVER_V4,
+        SMTPS,
+        local_hostname="wrap.client.test",
+        source_address=("127.0.0.33", 0),
+        timeout=30,
+        context=lax_context(),
+    )
     client.sendmail("carol@wrap.client.test", [LOCAL_RCPT], MESSAGE)
     client.quit()
 
 
 def no_starttls() -> None:
     # Plaintext mail without STARTTLS: everyday noise, not a failure.
-    client = smtplib.SMTP(SERVER_V4, SMTP, local_hostname="notls.client.test",
-                          source_address=("127.0.0.34", 0), timeout=30)
+    client = smtplib.SMTP(
+        SERVER_V4,
+        SMTP,
+        local_hostname="notls.client.test",
+        source_address=("127.0.0.34", 0),
+        timeout=30,
+    )
     client.sendmail("dave@notls.client.test", [LOCAL_RCPT], MESSAGE)
     client.quit()
 
@@ -242,8 +276,13 @@ def submission_ipv6() -> None:
 def setup_probe() -> None:
     # One ordinary client against a freshly reloaded smtpd (phase 2): tries
     # STARTTLS, and if the server cannot do TLS, goes on in plaintext.
-    client = smtplib.SMTP(SERVER_V4, SMTP, local_hostname="good2.client.test",
-                          source_address=("127.0.0.32", 0), timeout=30)
+    client = smtplib.SMTP(
+        SERVER_V4,
+        SMTP,
+        local_hostname="good2.client.test",
+        source_address=("127.0.0.32", 0),
+        timeout=30,
+    )
     client.ehlo()
     try:
         if client.has_extn("starttls"):
@@ -255,17 +294,34 @@ def setup_probe() -> None:
         print(f"setup_probe: {type(exc).__name__}: {exc}", file=sys.stderr)
         client.close()
         # Real MTAs retry without TLS after a failed handshake.
-        client = smtplib.SMTP(SERVER_V4, SMTP, local_hostname="good2.client.test",
-                              source_address=("127.0.0.32", 0), timeout=30)
+        client = smtplib.SMTP(
+            SERVER_V4,
+            SMTP,
+            local_hostname="good2.client.test",
+            source_address=("127.0.0.32", 0),
+            timeout=30,
+        )
         client.sendmail("erin@good2.client.test", [LOCAL_RCPT], MESSAGE)
         client.quit()
 
 
 ALL: list[Callable[[], None]] = [
-    good_sessions, old_tls10, plaintext_after_starttls, ecdsa_only, old_tls11,
-    strict_verifier, http_after_starttls, drop_after_starttls, implicit_tls,
-    half_client_hello, silent_after_starttls, smtps_plaintext, no_starttls,
-    submission_tls11, smtps_http, submission_ipv6,
+    good_sessions,
+    old_tls10,
+    plaintext_after_starttls,
+    ecdsa_only,
+    old_tls11,
+    strict_verifier,
+    http_after_starttls,
+    drop_after_starttls,
+    implicit_tls,
+    half_client_hello,
+    silent_after_starttls,
+    smtps_plaintext,
+    no_starttls,
+    submission_tls11,
+    smtps_http,
+    submission_ipv6,
 ]
 
 

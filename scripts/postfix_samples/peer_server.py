@@ -78,8 +78,12 @@ def make_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 class Session:
     """One SMTP conversation, in plaintext until STARTTLS succeeds."""
 
-    def __init__(self, sock: socket.socket, args: argparse.Namespace,
-                 context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        args: argparse.Namespace,
+        context: ssl.SSLContext | None,
+    ) -> None:
         self.sock = sock
         self.args = args
         self.context = context
