@@ -9,12 +9,15 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from smtplogscan.causes import Cause, by_id
-from smtplogscan.frame import events_frame, sessions_frame
+from smtplogscan import timeline as timeline_mod
+from smtplogscan.frame import deliveries_frame, events_frame, sessions_frame
 from smtplogscan.records import Culprit, Kind
 from smtplogscan.scan import ScanResult
+from smtplogscan.timestamps import local_zone
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +44,10 @@ class Analysis:
     unknown_reasons: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    #: Counts per hour or day, and spikes; the shape is in `timeline.build`.
+    timeline: dict[str, Any] = field(default_factory=dict)
+    #: The report's window against another period, when one was asked for.
+    comparison: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the report as the public JSON object."""
@@ -53,19 +60,33 @@ class Analysis:
             "unknown_reasons": self.unknown_reasons,
             "notes": self.notes,
             "inputs": self.inputs,
+            "timeline": self.timeline,
+            **({"comparison": self.comparison} if self.comparison is not None else {}),
         }
 
 
-def analyse(result: ScanResult) -> Analysis:
-    """Aggregate a scan's records into the tables of a report."""
+def analyse(
+    result: ScanResult, zone: tzinfo | None = None, bucket: str | None = None
+) -> Analysis:
+    """Aggregate a scan's records into the tables of a report.
+
+    Times are shown in `zone` (None: the machine's); `bucket` (``hour`` or
+    ``day``) overrides the timeline's choice.
+    """
+    shown = zone or local_zone()
     events = events_frame(result.events)
+    events["when"] = events["when"].dt.tz_convert(shown)
     successes = sessions_frame(result.sessions)
+    deliveries = deliveries_frame(result.deliveries)
     spread = _spread(events)
     causes = by_id()
 
     peers = _peers(events, successes, spread, causes)
+    timeline_mod.add_peer_deliveries(peers, deliveries)
+    totals = _totals(result, events, peers)
+    totals.update(timeline_mod.delivery_totals(events, deliveries))
     return Analysis(
-        totals=_totals(result, events, peers),
+        totals=totals,
         peers=peers,
         kinds=_kinds(events),
         causes=_causes(events, spread, causes),
@@ -81,6 +102,7 @@ def analyse(result: ScanResult) -> Analysis:
             }
             for i in result.inputs
         ],
+        timeline=timeline_mod.build(events, successes, deliveries, shown, bucket),
     )
 
 

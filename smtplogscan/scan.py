@@ -24,6 +24,7 @@ from smtplogscan.sources import Input, expand, open_input
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 8 << 20
+WINDOW = 256 << 10
 #: Longer lines are cut to this many bytes, so one endless line cannot fill memory.
 MAX_LINE = 64 << 10
 SNIFF_LINES = 64
@@ -361,19 +362,30 @@ class LineReader:
         return b""
 
     def _lines(self, data: bytes, end: int) -> None:
-        starts = self._hits(data, end, (*self.needles, *self._follow))
         counts = self.counts
-        first_line = counts.lines + 1
+        lineno = counts.lines + 1
+        begin = 0
         if self._skipping:
             # The first line of this block ends a line already fed in part.
-            cut = data.find(b"\n") + 1
-            starts = [s for s in starts if s >= cut]
+            begin = data.find(b"\n") + 1
+            lineno += 1
             self._skipping = False
         counts.lines += data.count(b"\n", 0, end)
 
-        lineno, pos, index = first_line, 0, 0
-        grammar = self.grammar
+        # Windows of about WINDOW bytes, cut at line ends: a literal the grammar
+        # starts to watch is then searched for in the rest of one window, not of
+        # the whole block.
+        while begin < end:
+            stop = data.find(b"\n", min(begin + WINDOW, end) - 1, end) + 1
+            lineno = self._window(data, begin, stop, lineno)
+            begin = stop
+
+    def _window(self, data: bytes, begin: int, end: int, lineno: int) -> int:
+        """Feed the hit lines of data[begin:end]; return the number of the line at end."""
+        counts, grammar = self.counts, self.grammar
         feed = grammar.feed
+        starts = self._hits(data, end, (*self.needles, *self._follow), begin)
+        pos, index = begin, 0
         while index < len(starts):
             start = starts[index]
             index += 1
@@ -395,6 +407,7 @@ class LineReader:
                 self._emit(records)
             if grammar.follow_version != self._follow_version:
                 starts = starts[:index] + self._refollow(data, stop + 1, end, starts[index:])
+        return lineno + data.count(b"\n", pos, end)
 
     def _follow_needles(self) -> tuple[bytes, ...]:
         return tuple(w.encode() for w in self.grammar.follow)
