@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from smtplogscan.causes import Cause, by_id
 from smtplogscan import timeline as timeline_mod
+from smtplogscan.causes import Cause, by_id
 from smtplogscan.frame import deliveries_frame, events_frame, sessions_frame
 from smtplogscan.records import Culprit, Kind
 from smtplogscan.scan import ScanResult

@@ -189,10 +189,22 @@ def _fold(kinds: Mapping[str, int], top: Sequence[str]) -> dict[str, int]:
     return folded
 
 
+def _trim(rows: list[Mapping[str, Any]], bucket: str) -> tuple[list[Mapping[str, Any]], str]:
+    """Drop quiet buckets, then the oldest, when a timeline is too long to read."""
+    if len(rows) <= MAX_BUCKETS:
+        return rows, ""
+    busy = [r for r in rows if int(r.get("failures") or 0)]
+    note = f"{len(rows) - len(busy)} {bucket}(s) without failures are not shown."
+    if len(busy) > MAX_BUCKETS:
+        note += f" Only the last {MAX_BUCKETS} {bucket}s with failures are shown."
+        busy = busy[-MAX_BUCKETS:]
+    return busy, note
+
+
 def timeline_chart(data: Mapping[str, Any]) -> Chart:
     """Stack each bucket's failures by kind, scaled to the busiest bucket."""
-    rows: list[Mapping[str, Any]] = list(data.get("rows") or [])
     bucket = str(data.get("bucket") or "hour")
+    rows, trimmed = _trim(list(data.get("rows") or []), bucket)
     top = _top_kinds(rows)
     largest = max((int(r.get("failures") or 0) for r in rows), default=0)
     days = len({str(r["start"])[:10] for r in rows})
@@ -213,8 +225,9 @@ def timeline_chart(data: Mapping[str, Any]) -> Chart:
         legend.append(Segment(MORE_KINDS, 0, "", MORE_COLOUR))
     title = f"Failures per {bucket} ({data.get('zone') or 'local time'})"
     undated = int(data.get("undated") or 0)
-    note = f"{undated} failure(s) without a time are not shown." if undated else ""
-    return Chart(title, bars, legend, note)
+    if undated:
+        trimmed += f" {undated} failure(s) without a time are not shown."
+    return Chart(title, bars, legend, trimmed.strip())
 
 
 def _has_more(bar: Bar) -> bool:

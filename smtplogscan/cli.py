@@ -12,19 +12,22 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from smtplogscan import registry as registry_mod
 from smtplogscan import mail
+from smtplogscan import registry as registry_mod
+from smtplogscan import window as window_mod
 from smtplogscan.errors import MailError, ScanError, UsageError
 from smtplogscan.frame import sort_events
 from smtplogscan.progress import Meter
 from smtplogscan.scan import Options, ScanResult, scan
+from smtplogscan.window import Window
 
 EXIT_INPUT = 1
 EXIT_USAGE = 2
@@ -85,6 +88,36 @@ ZoneOpt = Annotated[
     typer.Option("--timezone", help="IANA zone of stamps without an offset (default: local)."),
 ]
 UtcOpt = Annotated[bool, typer.Option("--utc", help="Print times in UTC.")]
+_WHEN = "an ISO date or time, a span back from now (30m, 24h, 7d), today or yesterday"
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help=f"Only records from then on: {_WHEN}.")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help=f"Only records before then: {_WHEN}.")
+]
+
+
+class Bucket(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+BucketOpt = Annotated[
+    Bucket | None,
+    typer.Option("--bucket", help="Timeline buckets (default: hours up to 3 days)."),
+]
+CompareToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--compare-to",
+        help="Compare with this period of the same inputs: yesterday, a date, "
+        "a span before --since (7d), or START..END.",
+    ),
+]
+CompareInputsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--compare-inputs", help="Compare with these logs; repeatable."),
+]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
@@ -161,17 +194,51 @@ def _inputs(paths: list[str] | None) -> list[str]:
     raise UsageError("no input: name log files, or pipe a log into smtplogscan")
 
 
+def _limits(window: Window | None, baseline: Window | None) -> dict[str, Any]:
+    """Return the window options of a scan."""
+    limits: dict[str, Any] = {}
+    if window is not None:
+        limits.update(since=window.since, until=window.until)
+    if baseline is not None:
+        limits["baseline"] = (baseline.since, baseline.until)
+    return limits
+
+
+def _windows(
+    since: str | None, until: str | None, compare_to: str | None, timezone: str | None
+) -> tuple[Window, Window | None]:
+    """Return the report's window and the period it is compared with."""
+    from datetime import UTC, datetime
+
+    from smtplogscan.timestamps import local_zone
+
+    zone = _zone(timezone) or local_zone()
+    now = datetime.now(UTC)
+    main = window_mod.parse_window(since, until, zone, now)
+    if compare_to is None:
+        return main, None
+    period = window_mod.parse_period(compare_to, zone, now, main.since)
+    if not main.bounded and period.until is not None:
+        # Compared with a period and given no window: the window is what follows it.
+        main = window_mod.Window(period.until, None, f"since {compare_to}")
+    return main, period
+
+
 def _run(
     paths: list[str] | None,
     grammar: str | None,
     grammar_path: list[Path] | None,
     year: int | None,
     timezone: str | None,
+    window: Window | None = None,
+    baseline: Window | None = None,
 ) -> ScanResult:
     registry = registry_mod.load(grammar_path or [])
     for failure in registry.failures:
         log.warning("%s", failure)
-    options = Options(grammar=grammar, zone=_zone(timezone), year=year)
+    options = Options(
+        grammar=grammar, zone=_zone(timezone), year=year, **_limits(window, baseline)
+    )
     if grammar is not None:
         try:
             registry.get(grammar)  # an unknown name is a usage error, before reading
@@ -227,6 +294,11 @@ def report(
     year: YearOpt = None,
     timezone: ZoneOpt = None,
     utc: UtcOpt = False,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    bucket: BucketOpt = None,
+    compare_to: CompareToOpt = None,
+    compare_inputs: CompareInputsOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -241,10 +313,19 @@ def report(
         smtp_user, smtp_password_file, smtp_password_env,
         (sendmail_path or mail.SENDMAIL) if sendmail or sendmail_path else None,
     )  # fmt: skip
-    result = _run(paths, grammar, grammar_path, year, timezone)
+    window, period = _windows(since, until, compare_to, timezone)
+    one_scan = period if not compare_inputs else None
+    result = _run(paths, grammar, grammar_path, year, timezone, window, one_scan)
+    if compare_inputs:
+        result.baseline = _run(
+            compare_inputs, grammar, grammar_path, year, timezone, period
+        )
+        result.errors.extend(result.baseline.errors)
     if utc:
         _to_utc(result)
-    analysis = analyse(result)
+    analysis = analyse(result, _shown_zone(timezone, utc), bucket and str(bucket))
+    if result.baseline is not None:
+        analysis.comparison = _comparison(result, window, period, compare_inputs)
     if quiet_if_empty and not analysis.totals["failures"]:
         raise typer.Exit(EXIT_INPUT if result.errors else 0)
     examples = result.counts.unmatched_examples
@@ -280,6 +361,8 @@ def events(
     year: YearOpt = None,
     timezone: ZoneOpt = None,
     utc: UtcOpt = False,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -288,7 +371,8 @@ def events(
     from smtplogscan.report import iter_event_lines
 
     _setup_logging(verbose, quiet, debug)
-    result = _run(paths, grammar, grammar_path, year, timezone)
+    window, _ = _windows(since, until, None, timezone)
+    result = _run(paths, grammar, grammar_path, year, timezone, window)
     _write(iter_event_lines(sort_events(result.events), fmt.value, utc), output)
     if result.errors:
         raise typer.Exit(EXIT_INPUT)
@@ -373,6 +457,29 @@ def _send(
         if _debug:
             raise
         _fail(f"error: {err}", EXIT_MAIL)
+
+
+def _shown_zone(timezone: str | None, utc: bool) -> tzinfo:
+    """Return the zone reports show times in: UTC, --timezone, or the machine's."""
+    from datetime import UTC
+
+    from smtplogscan.timestamps import local_zone
+
+    return UTC if utc else (_zone(timezone) or local_zone())
+
+
+def _comparison(
+    result: ScanResult, window: Window, period: Window | None, inputs: list[str] | None
+) -> dict[str, Any]:
+    """Compare the report's window with the baseline the scan put aside."""
+    from smtplogscan.compare import between
+
+    assert result.baseline is not None
+    compared = period or Window(text="")
+    described = compared.to_json()
+    if inputs:
+        described["inputs"] = list(inputs)
+    return between(result, result.baseline, window, compared, described)
 
 
 def _to_utc(result: ScanResult) -> None:

@@ -15,6 +15,9 @@ from smtplogscan.timeline import peer_label
 if TYPE_CHECKING:
     import pandas as pd
 
+    from smtplogscan.scan import ScanResult
+    from smtplogscan.window import Window
+
 #: A peer is worse (better) when its failures are this many times as many
 #: (as few) as its scaled baseline ...
 CHANGE_FACTOR = 1.5
@@ -98,3 +101,19 @@ def _per_peer(events: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
         if not peer["label"] or (name and name != "unknown"):
             peer["label"] = peer_label(addr, "" if name == "unknown" else name)
     return peers
+
+
+def between(
+    result: ScanResult,
+    baseline: ScanResult,
+    window: Window,
+    period: Window,
+    described: dict[str, Any],
+) -> dict[str, Any]:
+    """Compare the failures of `result` (in `window`) with `baseline` (in `period`)."""
+    from smtplogscan.frame import events_frame
+
+    after, before = events_frame(result.events), events_frame(baseline.events)
+    now = length(window.since, window.until, after)
+    old = length(period.since, period.until, before)
+    return compare(after, before, now / old, described)

@@ -82,6 +82,22 @@ def _pairs(counts: dict[str, int], limit: int = 3) -> str:
     return text + (", …" if len(items) > limit else "")
 
 
+def _bar(value: int, largest: int, width: int = 30) -> str:
+    """Draw `value` as a bar of ``#``, the largest value filling `width`."""
+    if value <= 0 or largest <= 0:
+        return ""
+    return "#" * max(1, round(value / largest * width))
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
+
+
+def _stamp(iso: str, bucket: str = "hour") -> str:
+    """Shorten an ISO 8601 bucket start to ``YYYY-MM-DD HH:MM`` or the date."""
+    return iso[:10] if bucket == "day" else iso[:16].replace("T", " ")
+
+
 def _clean_markup(value: object) -> object:
     # Markup was built by a template or filter and is trusted; log text is not.
     return value if isinstance(value, Markup) else clean(value)
@@ -103,6 +119,7 @@ def environment(template_dir: Path | None = None, html: bool = False) -> jinja2.
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(peer_label=_peer_label, cell=_cell, wrap=_wrap, percent=_percent, pairs=_pairs, clean=clean)
+    env.filters.update(bar=_bar, share=_share, stamp=_stamp)
     return env
 
 

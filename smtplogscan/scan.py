@@ -101,8 +101,23 @@ class DeliveryKey(NamedTuple):
     hour: datetime | None
 
 
-def _hour(when: datetime | None) -> datetime | None:
-    return None if when is None else when.replace(minute=0, second=0, microsecond=0)
+class _Hours:
+    """Floor times to the hour, remembering the last one: grammars hand the same
+    datetime object to every line of one stamp."""
+
+    __slots__ = ("_when", "_hour")
+
+    def __init__(self) -> None:
+        self._when: datetime | None = None
+        self._hour: datetime | None = None
+
+    def __call__(self, when: datetime | None) -> datetime | None:
+        if when is not self._when:
+            self._when = when
+            self._hour = (
+                None if when is None else when.replace(minute=0, second=0, microsecond=0)
+            )
+        return self._hour
 
 
 @dataclass(slots=True)
@@ -128,6 +143,7 @@ class ScanResult:
     until: datetime | None = None
     #: Where records outside the window go instead, for a comparison.
     baseline: ScanResult | None = None
+    _hour: _Hours = field(default_factory=_Hours, repr=False)
 
     @property
     def tls_successes(self) -> int:
@@ -151,7 +167,7 @@ class ScanResult:
                 self.sessions[
                     SessionKey(
                         record.host, record.mta, str(record.direction), peer.addr,
-                        peer.name, record.protocol, record.cipher, _hour(record.time),
+                        peer.name, record.protocol, record.cipher, self._hour(record.time),
                     )
                 ] += 1
             else:
@@ -159,7 +175,7 @@ class ScanResult:
                 self.deliveries[
                     DeliveryKey(
                         record.host, record.mta, peer.addr, peer.name,
-                        str(record.status), _hour(record.time),
+                        str(record.status), self._hour(record.time),
                     )
                 ] += 1
 
