@@ -79,7 +79,7 @@ SSL_ERROR = (
     + REST
 ).set_name("SSL error")
 
-# certificate verification failed for mx.example.net[192.0.2.10]:25: untrusted issuer ...
+# certificate verification failed for mx.example.net[192.0.2.10]:25: untrusted ...
 VERIFY_FAILED = (
     pp.Regex(r"(?:server )?certificate verification failed for")
     + PEER
@@ -92,19 +92,21 @@ LOST_AFTER_STARTTLS = (
     pp.Regex(r"(?:lost connection|timeout) after STARTTLS from") + PEER
 ).set_name("lost connection after STARTTLS")
 
-# TLSRPT: status=failure, domain=example.net, receiving_mx=mx.example.net[192.0.2.10], failure_type=...
+# TLSRPT: status=failure, domain=example.net,
+#     receiving_mx=mx.example.net[192.0.2.10], failure_type=...
 TLSRPT = (pp.Regex(r"TLSRPT: status=failure,.*?receiving_mx=") + PEER + REST).set_name(
     "TLSRPT failure"
 )
 
-# Anonymous TLS connection established from mx.example.net[192.0.2.33]: TLSv1.3 with cipher ...
+# Anonymous TLS connection established from mx.example.net[192.0.2.33]: TLSv1.3 ...
 ESTABLISHED = pp.Regex(
     r"(?:Anonymous|Untrusted|Trusted|Verified) TLS connection established"
     r" (?P<way>from|to) (?P<peer_name>[^\s\[\]]*)\[(?P<peer_addr>[^\]\s]*)\]"
     r"(?::(?P<peer_port>\d+))?: (?P<protocol>\S+) with cipher (?P<cipher>\S+)"
 ).set_name("TLS connection established")
 
-# 4Q2xJm1Zq7z9sZt: to=<a@example.net>, relay=mx.example.net[192.0.2.10]:25, ..., status=deferred (...)
+# 4Q2xJm1Zq7z9sZt: to=<a@example.net>, relay=mx.example.net[192.0.2.10]:25, ...,
+#     status=deferred (...)
 STATUS = pp.Regex(
     r"(?P<queue_id>[0-9A-Za-z]+): to=<[^>]*>,(?:.*? relay=(?P<relay>\S+?),)?.*?"
     r" status=(?P<status>sent|deferred|bounced|expired)(?: \((?P<text>.*)\))?$"
@@ -117,12 +119,12 @@ CANNOT_START = pp.Regex(
 
 _LIBRARY = "TLS library problem: "
 # Our own TLS set-up failing, in Postfix's words rather than the library's:
-# warning: cannot get RSA private key from file /etc/ssl/private/mx1.key: disabling TLS support
-# warning: error loading private keys and certificates from: SNI data for mx1.example.com: ...
+# warning: cannot get RSA private key from file /etc/ssl/mx1.key: disabling TLS support
+# warning: error loading private keys and certificates from: SNI data for mx1...
 _SETUP = re.compile(
-    r"(?:(?:warning|fatal|error): )?(?:cannot (?:get|load) |error (?:loading|decoding) |error configuring"
-    r" explicit DH|.*(?:key values mismatch|does not match next certificate"
-    r"|disabling TLS support))"
+    r"(?:(?:warning|fatal|error): )?"
+    r"(?:cannot (?:get|load) |error (?:loading|decoding) |error configuring explicit DH"
+    r"|.*(?:key values mismatch|does not match next certificate|disabling TLS support))"
 )
 # OpenSSL 3 reports a client that leaves without close_notify this way, also after
 # a complete session; only inside a handshake is it a failure.
@@ -494,8 +496,15 @@ class PostfixGrammar(Grammar):
             event.outcome = Outcome.BOUNCED
         peer = event.peer if event is not None else Peer()
         return [
-            Delivery(self._time(stamp), host, self.mta, peer, Outcome.BOUNCED, queue_id,
-                     self.where(lineno))
+            Delivery(
+                self._time(stamp),
+                host,
+                self.mta,
+                peer,
+                Outcome.BOUNCED,
+                queue_id,
+                self.where(lineno),
+            )
         ]
 
     def _remember(self, event: Event) -> None:

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 MEASURE = """
@@ -136,7 +135,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="keep the generated logs in this folder")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the generated logs in this folder"
+    )
     args = parser.parse_args()
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="smtplogscan-bench-"))
@@ -145,23 +146,33 @@ def main() -> None:
     lines = generate(small, args.lines)
     large_lines = generate(large, args.lines * 4, seed=8)
     size = small.stat().st_size
-    print(f"log: {lines:,} lines, {size / 2**20:.0f} MiB ({size // lines} bytes a line)")
+    print(
+        f"log: {lines:,} lines, {size / 2**20:.0f} MiB ({size // lines} bytes a line)"
+    )
 
     ours = [sys.executable, "-m", "smtplogscan", "report", "--format", "json", "-"]
     took, rss = measure(small, ours, args.repeat)
     grep_took, _ = measure(small, ["grep", "-c", "TLS"], args.repeat)
     rate = lines / took
-    print(f"smtplogscan report   {took:7.2f} s  {rate:12,.0f} lines/s  peak {rss / 1024:6.0f} MiB")
-    print(f"grep -c TLS          {grep_took:7.2f} s  {lines / grep_took:12,.0f} lines/s")
+    print(
+        f"smtplogscan report   {took:7.2f} s  {rate:12,.0f} lines/s  peak {rss / 1024:6.0f} MiB"
+    )
+    print(
+        f"grep -c TLS          {grep_took:7.2f} s  {lines / grep_took:12,.0f} lines/s"
+    )
     print(f"ratio to grep        {took / grep_took:7.1f} x slower")
 
     pflogsumm = shutil.which("pflogsumm")
     if pflogsumm:
         pf_took, _ = measure(small, [pflogsumm], 1)
-        print(f"pflogsumm            {pf_took:7.2f} s  {lines / pf_took:12,.0f} lines/s")
+        print(
+            f"pflogsumm            {pf_took:7.2f} s  {lines / pf_took:12,.0f} lines/s"
+        )
         print(f"ratio to pflogsumm   {pf_took / took:7.1f} x faster")
     else:
-        print("pflogsumm            not installed (apt-get install pflogsumm to compare)")
+        print(
+            "pflogsumm            not installed (apt-get install pflogsumm to compare)"
+        )
 
     took4, rss4 = measure(large, ours, 1)
     print(

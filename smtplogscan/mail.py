@@ -31,6 +31,10 @@ SENDMAIL = "/usr/sbin/sendmail"
 TIMEOUT = 60.0
 #: The subject names this many hosts; the others are counted.
 SUBJECT_HOSTS = 2
+MAX_SUBJECT = 200
+#: RFC 5322's limit. The default of 78 makes Python fold a subject that just
+#: misses it right after "Subject:", which some readers show with a leading space.
+POLICY = policy.default.clone(max_line_length=998)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +106,15 @@ def subject(
         when = f", {dates[0]}" if dates[0] == dates[1] else f", {dates[0]} to {dates[1]}"
     text = f"smtplogscan {_hosts(hosts)}: {what}{when}"
     # Line breaks would be refused by the policy; spaces keep the subject readable.
-    return " ".join(clean(text.replace("\r", " ").replace("\n", " ")).split())
+    text = " ".join(clean(text.replace("\r", " ").replace("\n", " ")).split())
+    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
 
 
 def build_message(
     subject_line: str, sender: str, recipients: Sequence[str], text: str, html: str
 ) -> EmailMessage:
     """Build a multipart/alternative message: the text first, the HTML preferred."""
-    message = EmailMessage(policy=policy.default)
+    message = EmailMessage(policy=POLICY)
     message["Subject"] = subject_line
     message["From"] = sender
     message["To"] = ", ".join(recipients)
@@ -136,7 +141,7 @@ def send(message: EmailMessage, transport: Transport) -> None:
 
 def _sendmail(message: EmailMessage, transport: Transport) -> None:
     program = transport.sendmail or SENDMAIL
-    data = message.as_bytes(policy=policy.default)
+    data = message.as_bytes(policy=POLICY)
     try:
         # -i: a line holding one dot is text, not the end of the message.
         done = subprocess.run(

@@ -49,7 +49,11 @@ class Registry:
             self._fail(origin, "it does not implement sniff and feed")
             return
         name = getattr(grammar, "name", "")
-        missing = [a for a in ("name", "mta", "formats", "prefilter") if not hasattr(grammar, a)]
+        missing = [
+            a
+            for a in ("name", "mta", "formats", "prefilter")
+            if not hasattr(grammar, a)
+        ]
         if missing:
             self._fail(origin, f"it lacks the class attribute(s) {', '.join(missing)}")
             return
@@ -65,7 +69,9 @@ class Registry:
             return self.grammars[name].grammar
         except KeyError:
             known = ", ".join(sorted(self.grammars)) or "none"
-            raise FormatError(f"no grammar is called {name!r} (known: {known})") from None
+            raise FormatError(
+                f"no grammar is called {name!r} (known: {known})"
+            ) from None
 
     def _fail(self, origin: str, reason: str) -> None:
         error = GrammarLoadError(f"grammar plugin {origin} skipped: {reason}")

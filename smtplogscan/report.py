@@ -25,7 +25,9 @@ from smtplogscan.frame import EVENT_FIELDS, event_row
 from smtplogscan.records import Event
 
 WIDTH = 100
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -67,8 +69,12 @@ def _peer_label(peer: dict[str, Any], width: int) -> str:
 def _wrap(value: object, indent: int = 4, width: int = WIDTH) -> str:
     pad = " " * indent
     return textwrap.fill(
-        clean(value), width=width, initial_indent=pad, subsequent_indent=pad,
-        break_long_words=True, break_on_hyphens=False,
+        clean(value),
+        width=width,
+        initial_indent=pad,
+        subsequent_indent=pad,
+        break_long_words=True,
+        break_on_hyphens=False,
     )
 
 
@@ -103,7 +109,9 @@ def _clean_markup(value: object) -> object:
     return value if isinstance(value, Markup) else clean(value)
 
 
-def environment(template_dir: Path | None = None, html: bool = False) -> jinja2.Environment:
+def environment(
+    template_dir: Path | None = None, html: bool = False
+) -> jinja2.Environment:
     """Build the jinja2 environment; templates in `template_dir` override ours."""
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:
@@ -118,7 +126,14 @@ def environment(template_dir: Path | None = None, html: bool = False) -> jinja2.
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(peer_label=_peer_label, cell=_cell, wrap=_wrap, percent=_percent, pairs=_pairs, clean=clean)
+    env.filters.update(
+        peer_label=_peer_label,
+        cell=_cell,
+        wrap=_wrap,
+        percent=_percent,
+        pairs=_pairs,
+        clean=clean,
+    )
     env.filters.update(bar=_bar, share=_share, stamp=_stamp)
     return env
 
@@ -172,7 +187,9 @@ def render_csv(analysis: Analysis) -> str:
     return out.getvalue()
 
 
-def iter_event_lines(events: Iterable[Event], fmt: str, utc: bool = False) -> Iterable[str]:
+def iter_event_lines(
+    events: Iterable[Event], fmt: str, utc: bool = False
+) -> Iterable[str]:
     """Yield events one line each, as JSON Lines or CSV (with a header first)."""
     if fmt == "jsonl":
         for event in events:

@@ -115,7 +115,9 @@ class _Hours:
         if when is not self._when:
             self._when = when
             self._hour = (
-                None if when is None else when.replace(minute=0, second=0, microsecond=0)
+                None
+                if when is None
+                else when.replace(minute=0, second=0, microsecond=0)
             )
         return self._hour
 
@@ -166,16 +168,26 @@ class ScanResult:
                 peer = record.peer
                 self.sessions[
                     SessionKey(
-                        record.host, record.mta, str(record.direction), peer.addr,
-                        peer.name, record.protocol, record.cipher, self._hour(record.time),
+                        record.host,
+                        record.mta,
+                        str(record.direction),
+                        peer.addr,
+                        peer.name,
+                        record.protocol,
+                        record.cipher,
+                        self._hour(record.time),
                     )
                 ] += 1
             else:
                 peer = record.peer
                 self.deliveries[
                     DeliveryKey(
-                        record.host, record.mta, peer.addr, peer.name,
-                        str(record.status), self._hour(record.time),
+                        record.host,
+                        record.mta,
+                        peer.addr,
+                        peer.name,
+                        str(record.status),
+                        self._hour(record.time),
                     )
                 ] += 1
 
@@ -217,7 +229,9 @@ def scan(
     """
     result = ScanResult(since=options.since, until=options.until)
     if options.baseline is not None:
-        result.baseline = ScanResult(since=options.baseline[0], until=options.baseline[1])
+        result.baseline = ScanResult(
+            since=options.baseline[0], until=options.baseline[1]
+        )
     inputs, errors = expand(paths)
     result.errors.extend(errors)
     for source in inputs:
@@ -315,7 +329,9 @@ def detect(lines: Sequence[str], registry: Registry, name: str) -> type[Grammar]
         try:
             score = float(loaded.grammar.sniff(lines))
         except Exception as err:  # a plugin's bug must not stop the scan
-            log.warning("grammar %s failed to sniff %s: %s", loaded.grammar.name, name, err)
+            log.warning(
+                "grammar %s failed to sniff %s: %s", loaded.grammar.name, name, err
+            )
             continue
         if score > best[0]:
             best = (score, loaded.grammar)
@@ -397,7 +413,7 @@ class LineReader:
             begin = stop
 
     def _window(self, data: bytes, begin: int, end: int, lineno: int) -> int:
-        """Feed the hit lines of data[begin:end]; return the number of the line at end."""
+        """Feed the hit lines of data[begin:end]; return the number of the next line."""
         counts, grammar = self.counts, self.grammar
         feed = grammar.feed
         starts = self._hits(data, end, (*self.needles, *self._follow), begin)
@@ -422,13 +438,17 @@ class LineReader:
             elif records:
                 self._emit(records)
             if grammar.follow_version != self._follow_version:
-                starts = starts[:index] + self._refollow(data, stop + 1, end, starts[index:])
+                starts = starts[:index] + self._refollow(
+                    data, stop + 1, end, starts[index:]
+                )
         return lineno + data.count(b"\n", pos, end)
 
     def _follow_needles(self) -> tuple[bytes, ...]:
         return tuple(w.encode() for w in self.grammar.follow)
 
-    def _refollow(self, data: bytes, begin: int, end: int, rest: list[int]) -> list[int]:
+    def _refollow(
+        self, data: bytes, begin: int, end: int, rest: list[int]
+    ) -> list[int]:
         """Take up the grammar's new follow literals for the rest of the block."""
         old = set(self._follow)
         self._follow_version = self.grammar.follow_version

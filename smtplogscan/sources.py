@@ -29,7 +29,9 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xfd7zXZ\x00", "xz"),
 )
 # mail.log.3.gz, mail.log-20261201.xz: a rotation number or date after the name.
-_ROTATED = re.compile(r"^(?P<base>.+?)(?:\.(?P<n>\d+)|-(?P<date>\d{8}))(?:\.(?:gz|bz2|xz))?$")
+_ROTATED = re.compile(
+    r"^(?P<base>.+?)(?:\.(?P<n>\d+)|-(?P<date>\d{8}))(?:\.(?:gz|bz2|xz))?$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,9 @@ def expand(paths: Iterable[str]) -> tuple[list[Input], list[InputError]]:
             continue
         path = Path(given)
         if path.is_dir():
-            inputs.extend(Input(str(p), p, True) for p in rotation_order(_files_in(path)))
+            inputs.extend(
+                Input(str(p), p, True) for p in rotation_order(_files_in(path))
+            )
         elif path.exists():
             inputs.append(Input(given, path))
         elif glob.has_magic(given):
@@ -80,7 +84,8 @@ def _files_in(folder: Path) -> list[Path]:
     return [
         p
         for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
 
 
@@ -130,4 +135,3 @@ def decompress(raw: BinaryIO, head: bytes) -> BinaryIO:
                 return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
             return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
     return raw
-

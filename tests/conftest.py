@@ -20,12 +20,12 @@ def grammars() -> registry.Registry:
 
 
 @pytest.fixture
-def scan_text(
-    tmp_path: Path, grammars: registry.Registry
-) -> Callable[..., ScanResult]:
+def scan_text(tmp_path: Path, grammars: registry.Registry) -> Callable[..., ScanResult]:
     """Scan `text` written to a file; `grammar` forces one, else it is detected."""
 
-    def run(text: str, grammar: str | None = "postfix", **options: object) -> ScanResult:
+    def run(
+        text: str, grammar: str | None = "postfix", **options: object
+    ) -> ScanResult:
         path = tmp_path / "mail.log"
         path.write_text(text, encoding="utf-8")
         return scan([str(path)], grammars, Options(grammar=grammar, **options))  # type: ignore[arg-type]

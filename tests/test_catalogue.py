@@ -30,7 +30,9 @@ def test_every_kind_but_other_has_an_entry():
 
 
 def test_unknown_reason_falls_back_to_other():
-    cause = classify("error:0A0000FF:SSL routines::something new", Direction.INBOUND, "postfix")
+    cause = classify(
+        "error:0A0000FF:SSL routines::something new", Direction.INBOUND, "postfix"
+    )
     assert cause is FALLBACK
     assert cause.kind is Kind.OTHER
 

@@ -14,8 +14,18 @@ from .conftest import SAMPLES
 POSTFIX = SAMPLES / "postfix"
 SYSLOG = POSTFIX / "openssl11-syslog.log"
 EVENT_KEYS = {
-    "time", "host", "mta", "direction", "peer_name", "peer_addr", "peer_port",
-    "kind", "detail", "culprit", "outcome", "source",
+    "time",
+    "host",
+    "mta",
+    "direction",
+    "peer_name",
+    "peer_addr",
+    "peer_port",
+    "kind",
+    "detail",
+    "culprit",
+    "outcome",
+    "source",
 }
 
 
@@ -50,12 +60,27 @@ def test_report_json_contract():
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     totals = body["totals"]
-    assert {"lines", "failures", "tls_successes", "peers", "unmatched_tls_lines"} <= set(totals)
+    assert {
+        "lines",
+        "failures",
+        "tls_successes",
+        "peers",
+        "unmatched_tls_lines",
+    } <= set(totals)
     assert (totals["lines"], totals["failures"], totals["tls_successes"]) == (41, 7, 2)
     for peer in body["peers"]:
         assert {
-            "peer_addr", "peer_name", "direction", "failures", "successes", "kinds",
-            "first_seen", "last_seen", "culprit", "cause", "advice",
+            "peer_addr",
+            "peer_name",
+            "direction",
+            "failures",
+            "successes",
+            "kinds",
+            "first_seen",
+            "last_seen",
+            "culprit",
+            "cause",
+            "advice",
         } <= set(peer)
     weak = next(p for p in body["peers"] if p["peer_addr"] == "198.51.100.25")
     assert weak["kinds"] == {"dh_key_too_small": 1}
@@ -63,7 +88,11 @@ def test_report_json_contract():
     assert weak["culprit"] == "peer"
     assert "exclude=kDHE" in weak["advice"]
     kinds = {k["kind"]: k for k in body["kinds"]}
-    assert kinds["starttls_unavailable"] == {"kind": "starttls_unavailable", "failures": 2, "peers": 2}
+    assert kinds["starttls_unavailable"] == {
+        "kind": "starttls_unavailable",
+        "failures": 2,
+        "peers": 2,
+    }
 
 
 def test_events_jsonl_contract():
@@ -74,7 +103,11 @@ def test_events_jsonl_contract():
     assert all(EVENT_KEYS <= set(e) for e in events)
     first = events[0]
     assert first["source"] == f"{SYSLOG}:6"
-    assert first["time"].endswith(("+00:00", "Z")) or "+" in first["time"] or "-" in first["time"][19:]
+    assert (
+        first["time"].endswith(("+00:00", "Z"))
+        or "+" in first["time"]
+        or "-" in first["time"][19:]
+    )
     assert first["direction"] == "inbound" and first["kind"] == "protocol_version"
 
 
@@ -120,7 +153,9 @@ def test_grammars_lists_builtins_with_their_origin():
     done = run("grammars")
     assert done.returncode == 0
     assert "postfix  (postfix)" in done.stdout
-    assert "from:    postfix (smtplogscan.grammars.postfix:PostfixGrammar" in done.stdout
+    assert (
+        "from:    postfix (smtplogscan.grammars.postfix:PostfixGrammar" in done.stdout
+    )
 
 
 PLUGIN = '''
@@ -160,14 +195,22 @@ def test_grammar_path_plugin_works_and_a_broken_one_is_skipped(tmp_path):
     done = run("events", "--grammar-path", str(plugins), str(log))
     assert done.returncode == 0, done.stderr
     (event,) = [json.loads(line) for line in done.stdout.splitlines()]
-    assert (event["mta"], event["peer_addr"], event["detail"]) == ("toymta", "192.0.2.1", "the toy broke")
+    assert (event["mta"], event["peer_addr"], event["detail"]) == (
+        "toymta",
+        "192.0.2.1",
+        "the toy broke",
+    )
 
 
 def test_events_into_a_closed_pipe_exit_quietly():
     big = SYSLOG.read_text() * 400
     proc = subprocess.run(
         f"{sys.executable} -m smtplogscan events - | head -n 1",
-        shell=True, input=big, capture_output=True, text=True, timeout=120,
+        shell=True,
+        input=big,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert len(proc.stdout.splitlines()) == 1
     assert "Traceback" not in proc.stderr

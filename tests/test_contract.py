@@ -33,7 +33,9 @@ def _owner(log: Path, grammars: dict[str, type[Grammar]]) -> type[Grammar]:
 
 def test_builtin_grammars_load_from_entry_points():
     assert not REGISTRY.failures, REGISTRY.failures
-    assert {"postfix", "exim", "exchange", "exchange-tracking"} <= set(REGISTRY.grammars)
+    assert {"postfix", "exim", "exchange", "exchange-tracking"} <= set(
+        REGISTRY.grammars
+    )
     for name, loaded in REGISTRY.grammars.items():
         grammar = loaded.grammar
         assert grammar.name == name

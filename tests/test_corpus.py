@@ -80,4 +80,3 @@ def test_postfix_finds_nothing_in_lines_that_are_no_failure(tmp_path):
     for event in result.events:
         row = rows[int(event.source.rsplit(":", 1)[1]) - 1]
         assert row["is_tls_failure"], row["line"]
-

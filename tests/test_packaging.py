@@ -19,7 +19,17 @@ from .conftest import ROOT, SAMPLES
 def test_wheel_installs_into_a_clean_environment_and_runs(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -38,7 +48,10 @@ def test_wheel_installs_into_a_clean_environment_and_runs(tmp_path: Path) -> Non
     work.mkdir()
     listing = subprocess.run(
         [str(env / "bin" / "smtplogscan"), "grammars"],
-        cwd=work, capture_output=True, text=True, check=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     for name in ("postfix", "exim", "exchange"):
         assert f"{name}  (" in listing.stdout
@@ -46,7 +59,9 @@ def test_wheel_installs_into_a_clean_environment_and_runs(tmp_path: Path) -> Non
 
     done = subprocess.run(
         [str(python), "-m", "smtplogscan", "report", "--format", "json", str(SAMPLES)],
-        cwd=work, capture_output=True, text=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

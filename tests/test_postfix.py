@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from smtplogscan.grammars.postfix import PostfixGrammar
 
 from smtplogscan import Direction, Kind, Outcome
+from smtplogscan.grammars.postfix import PostfixGrammar
 
 H = "Dec  3 15:01:02 mx1"
 
@@ -132,7 +132,9 @@ def test_certificate_verification_failure_with_its_deferral(scan_text):
     ("lines", "kind"),
     [
         (
-            ["warning: cannot get RSA private key from file /etc/ssl/private/mx1.key: disabling TLS support"],
+            [
+                "warning: cannot get RSA private key from file /etc/ssl/private/mx1.key: disabling TLS support"
+            ],
             Kind.LOCAL_SETUP,
         ),
         (
@@ -225,7 +227,9 @@ def test_journal_json_with_bytes_message(scan_text):
 
 
 def test_unknown_tls_line_is_counted_not_lost(scan_text):
-    result = scan_text(f"{H} postfix/smtpd[7]: warning: TLS handshake went sideways in a new way\n")
+    result = scan_text(
+        f"{H} postfix/smtpd[7]: warning: TLS handshake went sideways in a new way\n"
+    )
     assert result.counts.unmatched == 1
     assert "sideways" in result.counts.unmatched_examples[0]
 
@@ -233,5 +237,8 @@ def test_unknown_tls_line_is_counted_not_lost(scan_text):
 def test_sniff_prefers_postfix_lines():
     lines = [f"{H} postfix/smtpd[1]: connect from a.example.org[192.0.2.7]"] * 3
     assert PostfixGrammar.sniff(lines) > 0.9
-    assert PostfixGrammar.sniff(["2026-12-03 15:01:02 1rABCD-000123-Xy <= a@example.org"]) == 0
+    assert (
+        PostfixGrammar.sniff(["2026-12-03 15:01:02 1rABCD-000123-Xy <= a@example.org"])
+        == 0
+    )
     assert PostfixGrammar.sniff(["#Software: Microsoft Exchange Server"]) == 0

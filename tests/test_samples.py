@@ -16,7 +16,16 @@ from smtplogscan import scan
 
 from .conftest import SAMPLES
 
-FIELDS = ("line", "direction", "peer_name", "peer_addr", "peer_port", "kind", "culprit", "outcome")
+FIELDS = (
+    "line",
+    "direction",
+    "peer_name",
+    "peer_addr",
+    "peer_port",
+    "kind",
+    "culprit",
+    "outcome",
+)
 
 
 def _samples() -> list[tuple[Path, Path]]:
@@ -54,18 +63,24 @@ def test_there_are_samples():
 
 
 @pytest.mark.parametrize(
-    ("log", "expected"), SAMPLE_PAIRS, ids=[p[0].relative_to(SAMPLES).as_posix() for p in SAMPLE_PAIRS]
+    ("log", "expected"),
+    SAMPLE_PAIRS,
+    ids=[p[0].relative_to(SAMPLES).as_posix() for p in SAMPLE_PAIRS],
 )
 def test_sample_events_equal_the_hand_worked_ones(grammars, log, expected):
     result = scan([str(log)], grammars)
     assert not result.errors
     assert result.counts.unmatched == 0, result.counts.unmatched_examples
-    want = [json.loads(line) for line in expected.read_text().splitlines() if line.strip()]
+    want = [
+        json.loads(line) for line in expected.read_text().splitlines() if line.strip()
+    ]
     want = [{k: w.get(k) for k in FIELDS} for w in want]
     got = sorted((_row(e) for e in result.events), key=lambda r: r["line"])
     assert got == sorted(want, key=lambda r: r["line"])
 
-    successes = expected.with_name(expected.name.replace(".expected.jsonl", ".expected-successes.json"))
+    successes = expected.with_name(
+        expected.name.replace(".expected.jsonl", ".expected-successes.json")
+    )
     if successes.exists():
         counts = json.loads(successes.read_text())
         seen = {"inbound": 0, "outbound": 0}

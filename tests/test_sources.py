@@ -34,10 +34,22 @@ def test_compression_is_recognised_by_content_not_name(tmp_path, grammars, compr
 
 
 def test_rotated_logs_are_read_oldest_first(tmp_path):
-    names = ["mail.log", "mail.log.1", "mail.log.2.gz", "mail.log.10.gz", "mail.log.3.xz"]
+    names = [
+        "mail.log",
+        "mail.log.1",
+        "mail.log.2.gz",
+        "mail.log.10.gz",
+        "mail.log.3.xz",
+    ]
     paths = [tmp_path / n for n in names]
     ordered = [p.name for p in rotation_order(paths)]
-    assert ordered == ["mail.log.10.gz", "mail.log.3.xz", "mail.log.2.gz", "mail.log.1", "mail.log"]
+    assert ordered == [
+        "mail.log.10.gz",
+        "mail.log.3.xz",
+        "mail.log.2.gz",
+        "mail.log.1",
+        "mail.log",
+    ]
 
 
 def test_dated_rotations_come_before_the_live_file(tmp_path):
@@ -51,7 +63,11 @@ def test_folder_glob_and_missing_paths(tmp_path):
     (tmp_path / "logs" / "mail.log").write_text(LINES)
     (tmp_path / "logs" / "mail.log.1").write_text(LINES)
     inputs, errors = expand(
-        [str(tmp_path / "logs"), str(tmp_path / "logs" / "mail.log*"), str(tmp_path / "nope")]
+        [
+            str(tmp_path / "logs"),
+            str(tmp_path / "logs" / "mail.log*"),
+            str(tmp_path / "nope"),
+        ]
     )
     assert [Path(i.name).name for i in inputs] == ["mail.log.1", "mail.log"] * 2
     assert [i.found for i in inputs] == [True, True, False, False]
@@ -86,7 +102,9 @@ def test_named_file_that_no_grammar_knows_is_an_error(tmp_path, grammars):
 
 def test_invalid_utf8_nul_and_crlf_never_stop_a_scan(tmp_path, grammars):
     noise = b"Dec  3 15:01:01 mx1 postfix/smtpd[7]: connect from \xff\xfe\x00odd[192.0.2.7]\r\n"
-    body = noise + LINES.replace("\n", "\r\n").encode() + b"\x00\x00binary\xc3\x28 TLS\r\n"
+    body = (
+        noise + LINES.replace("\n", "\r\n").encode() + b"\x00\x00binary\xc3\x28 TLS\r\n"
+    )
     path = tmp_path / "mail.log"
     path.write_bytes(body)
     result = scan([str(path)], grammars)
