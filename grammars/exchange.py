@@ -183,6 +183,9 @@ class ExchangeGrammar(Grammar):
         self._fields = _index(DEFAULT_FIELDS)
         self._direction = Direction.UNKNOWN
         self._sessions: dict[tuple[Direction, str], _Session] = {}
+        #: Sessions closed early to keep `_sessions` bounded; the engine may
+        #: report it.
+        self.evicted = 0
 
     @classmethod
     def sniff(cls, lines: Sequence[str]) -> float:
@@ -341,6 +344,7 @@ class ExchangeGrammar(Grammar):
             return session, []
         out: list[Record] = []
         if len(self._sessions) >= MAX_OPEN:
+            self.evicted += 1
             out = self._close(next(iter(self._sessions)))
         session = _Session(self._direction, connector)
         self._sessions[key] = session

@@ -167,6 +167,9 @@ _STARTS = (
     "[",
 )
 _DELIVERED_MEMORY = 4096
+# Outbound failures whose delivery line never comes (a message id seen once)
+# are let go, oldest first, beyond this many.
+_KEEP_WAITING = 10_000
 _header, _host, _cipher = HEADER.re.match, HOST.re.search, CIPHER.re.search
 _session = SESSION.re.search
 
@@ -187,6 +190,9 @@ class EximGrammar(Grammar):
         self._waiting: dict[str, Event] = {}
         # Inbound connections that delivered a message: (pid, addr, port).
         self._delivered: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        #: Waiting failures let go early to keep `_waiting` bounded; the engine
+        #: may report it.
+        self.evicted = 0
 
     @classmethod
     def sniff(cls, lines: Sequence[str]) -> float:
@@ -387,7 +393,13 @@ class EximGrammar(Grammar):
         key = event.queue_id or "addr:" + event.peer.addr
         earlier = self._waiting.pop(key, None)
         self._waiting[key] = event
-        return [earlier] if earlier is not None else []
+        out: list[Record] = [earlier] if earlier is not None else []
+        while len(self._waiting) > _KEEP_WAITING:
+            self.evicted += 1
+            oldest = self._waiting.pop(next(iter(self._waiting)))
+            if not _after_handshake(oldest):  # as `finish` would judge it
+                out.append(oldest)
+        return out
 
     def _remember(self, key: tuple[str, str, str]) -> None:
         self._delivered[key] = None

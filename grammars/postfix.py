@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,7 +130,12 @@ _SETUP = re.compile(
 _EOF_ONLY = "unexpected eof while reading"
 #: Bounds on the state kept per stream, so that no log can make it grow forever.
 _KEEP_WAITING = 1000
-_KEEP_QUEUED = 20000
+# Handshakes still open, by process: one whose process never logs again is
+# closed early, oldest first, as `finish` would close it.
+_KEEP_OPEN = 10_000
+# OpenSSL queues a few reasons per failure; more than this from one process
+# without a new handshake is noise that must not grow one event without end.
+_KEEP_REASONS = 16
 _STATUS = {
     "deferred": Outcome.DEFERRED,
     "bounced": Outcome.BOUNCED,
@@ -199,6 +203,8 @@ class PostfixGrammar(Grammar):
         '"MESSAGE":[',  # journald writes non-UTF-8 messages as arrays of bytes
     )
     description = "Postfix smtpd/smtp TLS failures, joined across lines by process"
+    # The lines of one handshake come within a second of each other.
+    splittable = True
 
     def __init__(self, stream: Stream) -> None:
         super().__init__(stream)
@@ -209,12 +215,10 @@ class PostfixGrammar(Grammar):
         self._open: dict[tuple[str, str], _Handshake] = {}
         # Outbound failures still waiting to learn what became of the mail.
         self._waiting: dict[tuple[str, str], Event] = {}
-        # Processes whose current connection completed a TLS handshake.
-        self._established: set[tuple[str, str]] = set()
-        # Recent outbound failures by queue id: a later "status=expired" from
-        # qmgr turns their deferral into a bounce.
-        self._by_queue: OrderedDict[str, Event] = OrderedDict()
         self._last_stamp, self._last_time = "", None
+        #: Open handshakes closed early to keep `_open` bounded; the engine may
+        #: report it.
+        self.evicted = 0
 
     @classmethod
     def sniff(cls, lines: Sequence[str]) -> float:
@@ -254,10 +258,11 @@ class PostfixGrammar(Grammar):
                 handshake = _Handshake(
                     self._time(stamp), _direction(daemon), Peer(), "", lineno
                 )
-                self._open[key] = handshake
+                out = self._hold(key, handshake)
             if not handshake.reasons:
                 handshake.reason_line = lineno
-            handshake.reasons.append(reason)
+            if len(handshake.reasons) < _KEEP_REASONS:
+                handshake.reasons.append(reason)
             return out
 
         if "after STARTTLS" in msg:
@@ -311,15 +316,13 @@ class PostfixGrammar(Grammar):
             )
         else:
             out = self._close(key)
-        self._established.discard(key)
         reason = tokens.get("reason", "").strip()
         if reason and not reason.lstrip("-").isdigit():
             handshake.reasons.append(
                 reason
             )  # "lost connection", "Connection timed out"
             handshake.reason_line = lineno
-        self._open[key] = handshake
-        return out
+        return out + self._hold(key, handshake)
 
     def _lost_after_starttls(
         self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
@@ -453,7 +456,6 @@ class PostfixGrammar(Grammar):
             waiting.outcome = status
             if not waiting.queue_id:
                 waiting.queue_id = queue_id
-            self._remember(waiting)
         elif status is not Outcome.PLAINTEXT and _is_tls_policy(text):
             self._open[key] = _Handshake(
                 self._time(stamp),
@@ -470,7 +472,6 @@ class PostfixGrammar(Grammar):
             assert isinstance(event, Event)
             event.outcome = status
             self._settle(key)
-            self._remember(event)
         else:
             self._settle(key)
 
@@ -490,29 +491,19 @@ class PostfixGrammar(Grammar):
 
     def _expired(self, msg: str, stamp: str, host: str, lineno: int) -> list[Record]:
         # 4B44716217A: from=<root@mx1.example.com>, status=expired, returned to sender
+        # The engine links this bounce to the failures of the same queue id.
         queue_id = msg.partition(":")[0]
-        event = self._by_queue.pop(queue_id, None)
-        if event is not None:
-            event.outcome = Outcome.BOUNCED
-        peer = event.peer if event is not None else Peer()
         return [
             Delivery(
                 self._time(stamp),
                 host,
                 self.mta,
-                peer,
+                Peer(),
                 Outcome.BOUNCED,
                 queue_id,
                 self.where(lineno),
             )
         ]
-
-    def _remember(self, event: Event) -> None:
-        if event.queue_id:
-            self._by_queue[event.queue_id] = event
-            self._by_queue.move_to_end(event.queue_id)
-            while len(self._by_queue) > _KEEP_QUEUED:
-                self._by_queue.popitem(last=False)
 
     def _await(self, key: tuple[str, str], event: Event) -> None:
         """Wait for what becomes of the mail after the failed handshake `event`."""
@@ -541,7 +532,6 @@ class PostfixGrammar(Grammar):
             # "Untrusted TLS connection established" right after the same
             # server's certificate failed verification: the session is abandoned.
             return []
-        self._established.add(key)
         return [
             Success(
                 time=self._time(stamp),
@@ -560,6 +550,15 @@ class PostfixGrammar(Grammar):
         ]
 
     # -- state --------------------------------------------------------------------
+
+    def _hold(self, key: tuple[str, str], handshake: _Handshake) -> list[Record]:
+        """Open `handshake` for `key`; close the oldest one beyond the bound."""
+        self._open[key] = handshake
+        out: list[Record] = []
+        while len(self._open) > _KEEP_OPEN:
+            self.evicted += 1
+            out += self._close(next(iter(self._open)))
+        return out
 
     def _close(self, key: tuple[str, str]) -> list[Record]:
         """Turn the handshake open for `key` into an event, if there is one."""

@@ -19,7 +19,9 @@ HOURLY_SPAN = timedelta(hours=48)
 #: Longer runs of buckets show only the buckets with failures, not every gap.
 MAX_BUCKETS = 96
 #: The timeline stacks this many kinds by name; the rest share one colour.
-TOP_KINDS = 6
+TOP_KINDS = 8
+#: A spike lists this many of the peers or kinds that changed.
+SPIKE_NAMES = 5
 MORE_KINDS = "more kinds"
 
 # One colour per kind, the same in every chart and mail. Hues group the kinds:
@@ -106,7 +108,9 @@ def _zone(events: Sequence[Event]) -> tzinfo:
     return UTC
 
 
-def _buckets(first: datetime, last: datetime, bucket: str, zone: tzinfo) -> list[datetime]:
+def _buckets(
+    first: datetime, last: datetime, bucket: str, zone: tzinfo
+) -> list[datetime]:
     """Every bucket start from `first` to `last`; stepping in UTC survives DST."""
     step = timedelta(hours=1)
     if last - first > MAX_BUCKETS * (step * 24 if bucket == "day" else step):
@@ -123,7 +127,9 @@ def _buckets(first: datetime, last: datetime, bucket: str, zone: tzinfo) -> list
     return starts
 
 
-def build_timeline(events: Sequence[Event], bucket: str | None = None) -> dict[str, Any]:
+def build_timeline(
+    events: Sequence[Event], bucket: str | None = None
+) -> dict[str, Any]:
     """Count failures per hour or day, by direction and kind, from the events."""
     zone = _zone(events)
     times = [e.time.astimezone(zone) for e in events if e.time is not None]
@@ -155,7 +161,13 @@ def build_timeline(events: Sequence[Event], bucket: str | None = None) -> dict[s
 
 
 def _empty_row(start: datetime) -> dict[str, Any]:
-    return {"start": start.isoformat(), "failures": 0, "inbound": 0, "outbound": 0, "kinds": {}}
+    return {
+        "start": start.isoformat(),
+        "failures": 0,
+        "inbound": 0,
+        "outbound": 0,
+        "kinds": {},
+    }
 
 
 def timeline(analysis: object, events: Sequence[Event] = ()) -> dict[str, Any]:
@@ -189,7 +201,9 @@ def _fold(kinds: Mapping[str, int], top: Sequence[str]) -> dict[str, int]:
     return folded
 
 
-def _trim(rows: list[Mapping[str, Any]], bucket: str) -> tuple[list[Mapping[str, Any]], str]:
+def _trim(
+    rows: list[Mapping[str, Any]], bucket: str
+) -> tuple[list[Mapping[str, Any]], str]:
     """Drop quiet buckets, then the oldest, when a timeline is too long to read."""
     if len(rows) <= MAX_BUCKETS:
         return rows, ""
@@ -301,10 +315,41 @@ def dates(data: Mapping[str, Any], totals: Mapping[str, Any]) -> tuple[str, str]
 def build(analysis: Any, events: Sequence[Event] = ()) -> dict[str, Any]:
     """Return every chart of the HTML report, and the timeline's spikes."""
     data = timeline(analysis, events)
+    spikes: list[Mapping[str, Any]] = list(data.get("spikes") or [])
     return {
         "timeline": timeline_chart(data),
         "peers": peers_chart(analysis.peers),
         "kinds": kinds_chart(analysis.kinds),
-        "spikes": list(data.get("spikes") or []),
+        "spikes": [spike(s, str(data.get("bucket") or "hour")) for s in spikes],
         "bucket": data.get("bucket") or "hour",
+    }
+
+
+def _names(values: Sequence[Any]) -> str:
+    shown = ", ".join(str(v) for v in values[:SPIKE_NAMES])
+    more = len(values) - SPIKE_NAMES
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def spike(given: Mapping[str, Any], bucket: str) -> dict[str, Any]:
+    """Return a spike of the timeline as a heading and one line per change."""
+    when = datetime.fromisoformat(str(given["start"]))
+    label = when.strftime("%Y-%m-%d" if bucket == "day" else "%Y-%m-%d %H:00")
+    changes = [
+        f"{title}: {_names(given[key])}"
+        for key, title in (
+            ("new_peers", "new peers"),
+            ("new_kinds", "new kinds"),
+            ("stopped_succeeding", "stopped succeeding"),
+        )
+        if given.get(key)
+    ]
+    if given.get("note"):
+        changes.append(str(given["note"]))
+    return {
+        "label": label,
+        "metric": str(given.get("metric") or "failures"),
+        "value": given.get("value"),
+        "baseline": given.get("baseline"),
+        "changes": changes,
     }

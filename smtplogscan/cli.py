@@ -126,27 +126,38 @@ MailToOpt = Annotated[
     typer.Option("--mail-to", help="Mail the report to ADDR[,ADDR]; repeatable."),
 ]
 MailFromOpt = Annotated[
-    str | None, typer.Option("--mail-from", help="Sender (default: smtplogscan@this host).")
+    str | None,
+    typer.Option("--mail-from", help="Sender (default: smtplogscan@this host)."),
 ]
 SmtpHostOpt = Annotated[
     str | None,
     typer.Option("--smtp-host", help="Send through this SMTP server (else: sendmail)."),
 ]
-SmtpPortOpt = Annotated[int, typer.Option("--smtp-port", min=1, max=65535, help="SMTP port.")]
+SmtpPortOpt = Annotated[
+    int, typer.Option("--smtp-port", min=1, max=65535, help="SMTP port.")
+]
 StarttlsOpt = Annotated[
     bool,
-    typer.Option("--starttls/--no-starttls", help="Require STARTTLS (off for a local relay)."),
+    typer.Option(
+        "--starttls/--no-starttls", help="Require STARTTLS (off for a local relay)."
+    ),
 ]
-SmtpUserOpt = Annotated[str | None, typer.Option("--smtp-user", help="Log in as this user.")]
+SmtpUserOpt = Annotated[
+    str | None, typer.Option("--smtp-user", help="Log in as this user.")
+]
 PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--smtp-password-file", help="Read the SMTP password from here.")
+    Path | None,
+    typer.Option("--smtp-password-file", help="Read the SMTP password from here."),
 ]
 PasswordEnvOpt = Annotated[
     str | None,
-    typer.Option("--smtp-password-env", help="Read the SMTP password from this variable."),
+    typer.Option(
+        "--smtp-password-env", help="Read the SMTP password from this variable."
+    ),
 ]
 SendmailOpt = Annotated[
-    bool, typer.Option("--sendmail", help="Pipe the mail to `sendmail -t` (the default).")
+    bool,
+    typer.Option("--sendmail", help="Pipe the mail to `sendmail -t` (the default)."),
 ]
 SendmailPathOpt = Annotated[
     str | None,
@@ -154,11 +165,15 @@ SendmailPathOpt = Annotated[
 ]
 QuietIfEmptyOpt = Annotated[
     bool,
-    typer.Option("--quiet-if-empty", help="Print and send nothing when no failure was found."),
+    typer.Option(
+        "--quiet-if-empty", help="Print and send nothing when no failure was found."
+    ),
 ]
 FailOnOpt = Annotated[
     int | None,
-    typer.Option("--fail-on", min=1, help="Exit with status 3 when N or more failures were found."),
+    typer.Option(
+        "--fail-on", min=1, help="Exit with status 3 when N or more failures were found."
+    ),
 ]
 
 
@@ -426,7 +441,9 @@ def _mailing(
         raise UsageError("give --smtp-host or --sendmail, not both")
     password = mail.read_password(password_file, password_env)
     if smtp_user and password is None:
-        raise UsageError("--smtp-user needs --smtp-password-file or --smtp-password-env")
+        raise UsageError(
+            "--smtp-user needs --smtp-password-file or --smtp-password-env"
+        )
     transport = mail.Transport(
         smtp_host=smtp_host,
         smtp_port=smtp_port,
@@ -450,7 +467,9 @@ def _send(
     html = render.render_html(analysis, examples, template_dir, result.events)
     days = charts.dates(charts.timeline(analysis, result.events), analysis.totals)
     subject = mail.subject(analysis.totals, analysis.hosts, days)
-    message = mail.build_message(subject, mailing.sender, mailing.recipients, text, html)
+    message = mail.build_message(
+        subject, mailing.sender, mailing.recipients, text, html
+    )
     try:
         mail.send(message, mailing.transport)
     except MailError as err:

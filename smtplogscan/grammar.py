@@ -54,6 +54,9 @@ class Grammar(ABC):
     prefilter: ClassVar[tuple[str, ...]]
     #: One line on what the grammar reads.
     description: ClassVar[str] = ""
+    #: True when the lines of one failure always stand within a few megabytes
+    #: of each other, so that a large file may be read in parallel ranges.
+    splittable: ClassVar[bool] = False
 
     def __init__(self, stream: Stream) -> None:
         self.stream = stream

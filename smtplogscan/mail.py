@@ -103,7 +103,9 @@ def subject(
         what = "no TLS failures"
     when = ""
     if dates is not None:
-        when = f", {dates[0]}" if dates[0] == dates[1] else f", {dates[0]} to {dates[1]}"
+        when = (
+            f", {dates[0]}" if dates[0] == dates[1] else f", {dates[0]} to {dates[1]}"
+        )
     text = f"smtplogscan {_hosts(hosts)}: {what}{when}"
     # Line breaks would be refused by the policy; spaces keep the subject readable.
     text = " ".join(clean(text.replace("\r", " ").replace("\n", " ")).split())
@@ -125,7 +127,9 @@ def build_message(
     # Quoted-printable keeps long HTML lines and stray carriage returns from the
     # logs inside the body, whatever the transport does with line ends.
     message.set_content(text, charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(
+        html, subtype="html", charset="utf-8", cte="quoted-printable"
+    )
     return message
 
 
@@ -154,7 +158,10 @@ def _sendmail(message: EmailMessage, transport: Transport) -> None:
     except (OSError, subprocess.TimeoutExpired) as err:
         raise MailError(f"cannot run {program}: {err}") from None
     if done.returncode != 0:
-        why = done.stderr.decode("utf-8", "replace").strip() or f"status {done.returncode}"
+        why = (
+            done.stderr.decode("utf-8", "replace").strip()
+            or f"status {done.returncode}"
+        )
         raise MailError(f"{program} refused the report: {clean(why)}")
 
 
@@ -162,7 +169,9 @@ def _smtp(message: EmailMessage, transport: Transport) -> None:
     host, port = transport.smtp_host or "localhost", transport.smtp_port
     where = f"{host}:{port}"
     if transport.user and not transport.starttls:
-        raise UsageError("refusing to send the SMTP password unencrypted: drop --no-starttls")
+        raise UsageError(
+            "refusing to send the SMTP password unencrypted: drop --no-starttls"
+        )
     try:
         with smtplib.SMTP(host, port, timeout=transport.timeout) as client:
             client.ehlo()
@@ -204,7 +213,9 @@ def read_password(file: Path | None, env: str | None) -> str | None:
         try:
             return file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as err:
-            raise UsageError(f"cannot read the password file {file}: {err.strerror}") from None
+            raise UsageError(
+                f"cannot read the password file {file}: {err.strerror}"
+            ) from None
     if env is not None:
         value = os.environ.get(env)
         if value is None:

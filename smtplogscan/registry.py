@@ -39,6 +39,8 @@ class Registry:
 
     grammars: dict[str, Loaded] = field(default_factory=dict)
     failures: list[GrammarLoadError] = field(default_factory=list)
+    #: The plugin folders read, so that a worker process can load the same.
+    paths: tuple[Path, ...] = ()
 
     def add(self, grammar: object, origin: str) -> None:
         """Register `grammar`, or record why it cannot be."""
@@ -81,7 +83,8 @@ class Registry:
 
 def load(paths: Iterable[Path] = ()) -> Registry:
     """Load the installed grammars, then those in the folders `paths`."""
-    registry = Registry()
+    paths = tuple(paths)
+    registry = Registry(paths=paths)
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         dist = point.dist.name if point.dist else "?"
         origin = f"{point.name} ({point.value}, from {dist})"

@@ -96,7 +96,8 @@ def _bar(value: int, largest: int, width: int = 30) -> str:
 
 
 def _share(part: int, whole: int) -> str:
-    return f"{part / whole:.0%}" if whole else "-"
+    # Capped: a grammar may log a TLS outcome without a delivery line for it.
+    return f"{min(part / whole, 1.0):.0%}" if whole else "-"
 
 
 def _stamp(iso: str, bucket: str = "hour") -> str:

@@ -17,7 +17,7 @@ from typing import BinaryIO, NamedTuple
 
 from smtplogscan.errors import FormatError, InputError, ScanError
 from smtplogscan.grammar import Grammar, Stream
-from smtplogscan.records import Event, Record, Success
+from smtplogscan.records import Delivery, Event, Outcome, Record, Success
 from smtplogscan.registry import Registry
 from smtplogscan.sources import Input, expand, open_input
 
@@ -145,6 +145,9 @@ class ScanResult:
     until: datetime | None = None
     #: Where records outside the window go instead, for a comparison.
     baseline: ScanResult | None = None
+    #: Bounces with a queue id wait here until `settle_bounces` links them to
+    #: the failures of the same mail.
+    bounces: list[Delivery] = field(default_factory=list)
     _hour: _Hours = field(default_factory=_Hours, repr=False)
 
     @property
@@ -178,18 +181,23 @@ class ScanResult:
                         self._hour(record.time),
                     )
                 ] += 1
+            elif record.status is Outcome.BOUNCED and record.queue_id:
+                self.bounces.append(record)
             else:
-                peer = record.peer
-                self.deliveries[
-                    DeliveryKey(
-                        record.host,
-                        record.mta,
-                        peer.addr,
-                        peer.name,
-                        str(record.status),
-                        self._hour(record.time),
-                    )
-                ] += 1
+                self.count_delivery(record)
+
+    def count_delivery(self, record: Delivery) -> None:
+        """Count a deferred or bounced delivery by peer and hour."""
+        peer = record.peer
+        key = DeliveryKey(
+            record.host,
+            record.mta,
+            peer.addr,
+            peer.name,
+            str(record.status),
+            self._hour(record.time),
+        )
+        self.deliveries[key] += 1
 
     def within(self, when: datetime | None) -> bool:
         """Say whether a record of this time belongs in the window."""
@@ -215,6 +223,8 @@ class Options:
     #: Send records outside that window but inside this one (since, until) to
     #: `ScanResult.baseline`, so that one scan feeds a comparison.
     baseline: tuple[datetime | None, datetime | None] | None = None
+    #: Worker processes; 1 reads everything in this process.
+    jobs: int = 1
 
 
 def scan(
@@ -227,13 +237,43 @@ def scan(
 
     `progress` is called after each block with the bytes and lines it held.
     """
-    result = ScanResult(since=options.since, until=options.until)
-    if options.baseline is not None:
-        result.baseline = ScanResult(
-            since=options.baseline[0], until=options.baseline[1]
-        )
+    result = new_result(options)
     inputs, errors = expand(paths)
     result.errors.extend(errors)
+    if options.jobs > 1 and len(inputs) > 0 and not any(i.is_stdin for i in inputs):
+        from smtplogscan.parallel import scan_parallel
+
+        scan_parallel(inputs, registry, options, result, progress)
+    else:
+        _scan_into(inputs, registry, options, result, progress)
+    settle_bounces(result)
+    if result.baseline is not None:
+        settle_bounces(result.baseline)
+    return result
+
+
+def new_result(options: Options) -> ScanResult:
+    """An empty result with the time window (and baseline) of `options`."""
+    result = ScanResult(since=options.since, until=options.until)
+    if options.baseline is not None:
+        result.baseline = ScanResult(since=options.baseline[0], until=options.baseline[1])
+    return result
+
+
+def scan_inputs(inputs: Sequence[Input], registry: Registry, options: Options) -> ScanResult:
+    """Scan `inputs` in this process, leaving bounces for the caller to settle."""
+    result = new_result(options)
+    _scan_into(inputs, registry, options, result, None)
+    return result
+
+
+def _scan_into(
+    inputs: Sequence[Input],
+    registry: Registry,
+    options: Options,
+    result: ScanResult,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     for source in inputs:
         report = InputReport(source.name)
         try:
@@ -251,7 +291,39 @@ def scan(
             result.errors.append(err)
         result.inputs.append(report)
         result.counts.add(report.counts)
-    return result
+
+
+def settle_bounces(result: ScanResult) -> None:
+    """Mark the last failure before each bounce of the same mail as bounced.
+
+    A mail that failed TLS, waited in the queue and expired is logged as bounced
+    far from its failures (qmgr's ``status=expired``), often in another part of
+    a parallel scan; linking them here gives the same answer either way.
+    """
+    last: dict[str, Event] = {}
+    by_source = sorted(
+        [*((line_order(e.source), 0, e) for e in result.events if e.queue_id),
+         *((line_order(b.source), 1, b) for b in result.bounces)],
+        key=lambda item: (item[0], item[1]),
+    )
+    for _, _, record in by_source:
+        if isinstance(record, Event):
+            last[record.queue_id] = record
+            continue
+        event = last.pop(record.queue_id, None)
+        if event is not None:
+            if event.outcome in (Outcome.DEFERRED, Outcome.UNKNOWN):
+                event.outcome = Outcome.BOUNCED
+            if not record.peer.addr and not record.peer.name:
+                record.peer = event.peer
+        result.count_delivery(record)
+    result.bounces.clear()
+
+
+def line_order(source: str) -> tuple[str, int]:
+    """Order ``path:line`` sources as the lines stand in the inputs."""
+    path, _, line = source.rpartition(":")
+    return (path, int(line)) if line.isdigit() else (source, 0)
 
 
 def _scan_input(
@@ -342,15 +414,35 @@ def detect(lines: Sequence[str], registry: Registry, name: str) -> type[Grammar]
     return best[1]
 
 
+def line_of(source: str) -> int:
+    """Return the line number of a ``path:line`` source, 0 if it has none."""
+    line = source.rpartition(":")[2]
+    return int(line) if line.isdigit() else 0
+
+
 class LineReader:
     """Split byte blocks into lines and feed the lines that can matter to a grammar."""
 
     def __init__(
-        self, grammar: Grammar, counts: Counts, keep: Callable[[Iterable[Record]], None]
+        self,
+        grammar: Grammar,
+        counts: Counts,
+        keep: Callable[[Iterable[Record]], None],
+        first_line: int = 1,
+        own: tuple[int, int] | None = None,
     ) -> None:
+        """Read lines numbered from `first_line`.
+
+        With `own` = (lo, hi), only lines lo <= n < hi are this reader's: only
+        they are counted as candidates or unmatched, and only records whose
+        source line lies there are kept. The lines around them are still fed,
+        so that the grammar learns how handshakes began and how they end.
+        """
         self.grammar = grammar
         self.counts = counts
-        self._emit = keep
+        self._keep = keep
+        self._line = first_line - 1  # lines read so far, before first_line too
+        self._own = own
         self.needles = tuple(
             dict.fromkeys((*TLS_WORDS, *(w.encode() for w in grammar.prefilter)))
         )
@@ -390,19 +482,21 @@ class LineReader:
             self.counts.cut_lines += 1
             self._lines(tail[:MAX_LINE] + b"\n", MAX_LINE + 1)
             self.counts.lines -= 1  # the line is counted once, when it ends
+            self._line -= 1
             self._skipping = True
         return b""
 
     def _lines(self, data: bytes, end: int) -> None:
-        counts = self.counts
-        lineno = counts.lines + 1
+        lineno = self._line + 1
         begin = 0
         if self._skipping:
             # The first line of this block ends a line already fed in part.
             begin = data.find(b"\n") + 1
             lineno += 1
             self._skipping = False
-        counts.lines += data.count(b"\n", 0, end)
+        newlines = data.count(b"\n", 0, end)
+        self.counts.lines += newlines
+        self._line += newlines
 
         # Windows of about WINDOW bytes, cut at line ends: a literal the grammar
         # starts to watch is then searched for in the rest of one window, not of
@@ -428,20 +522,30 @@ class LineReader:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             line = raw.decode("utf-8", "replace")
-            counts.candidates += 1
             records = feed(line, lineno)
-            if records is None:
+            if self._own is not None and not self._own[0] <= lineno < self._own[1]:
+                pass  # a line of the overlap: fed for its state, counted elsewhere
+            elif records is None:
+                counts.candidates += 1
                 counts.unmatched += 1
                 if len(counts.unmatched_examples) < KEEP_UNMATCHED:
                     where = grammar.where(lineno)
                     counts.unmatched_examples.append(f"{where}: {line[:300]}")
-            elif records:
+            else:
+                counts.candidates += 1
+            if records:
                 self._emit(records)
             if grammar.follow_version != self._follow_version:
                 starts = starts[:index] + self._refollow(
                     data, stop + 1, end, starts[index:]
                 )
         return lineno + data.count(b"\n", pos, end)
+
+    def _emit(self, records: Iterable[Record]) -> None:
+        if self._own is not None:
+            lo, hi = self._own
+            records = [r for r in records if lo <= line_of(r.source) < hi]
+        self._keep(records)
 
     def _follow_needles(self) -> tuple[bytes, ...]:
         return tuple(w.encode() for w in self.grammar.follow)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta, tzinfo
 from statistics import median
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from smtplogscan.timestamps import zone_name
 
@@ -75,14 +75,16 @@ def build(
             "spikes": [],
         }
 
-    local = facts.index.tz_convert(zone)
+    import pandas as pd
+
+    local = pd.DatetimeIndex(facts.index).tz_convert(zone)
     facts.index = local
     if bucket is None:
         bucket = choose_bucket(local.max() - local.min())
     table = facts.resample(_FREQ[bucket]).sum()
     rows = [_row(start, counts) for start, counts in table.iterrows()]
 
-    starts = table.index
+    starts = pd.DatetimeIndex(table.index)
     marks = {
         "events": _positions(starts, events["when"], zone),
         "sessions": _positions(starts, sessions["when"], zone),
@@ -210,7 +212,8 @@ def _tls_part(metric: str, row: dict[str, Any]) -> dict[str, Any]:
     if metric == "failures":
         return {"tls": row["failures"], "tls_share": None, "note": ""}
     tls = int(row["tls_" + metric])
-    share = tls / row[metric] if row[metric] else None
+    # Capped: a grammar may log a TLS outcome without a delivery line for it.
+    share = min(tls / row[metric], 1.0) if row[metric] else None
     note = ""
     if share is not None:
         note = f"{share:.0%} of these {metric} are TLS failures"
@@ -359,7 +362,8 @@ def peer_deliveries(deliveries: pd.DataFrame) -> dict[str, dict[str, int]]:
         return {}
     table = deliveries.groupby(["peer_addr", "status"])["count"].sum()
     out: dict[str, dict[str, int]] = {}
-    for (addr, status), n in table.items():
+    for key, n in table.items():
+        addr, status = cast(tuple[str, str], key)  # a two-level index
         out.setdefault(str(addr), {})[str(status)] = int(n)
     return out
 

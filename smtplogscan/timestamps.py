@@ -114,8 +114,9 @@ def _near(year: int, parts: _Parts) -> datetime:
     Only for choosing the year: 29 February is compared as the 28th of a common
     year, and the stamp is built for real once the year is chosen.
     """
-    month, day, *clock = parts
-    return datetime(year, month, min(day, monthrange(year, month)[1]), *clock)
+    month, day, hour, minute, second, micro = parts
+    day = min(day, monthrange(year, month)[1])
+    return datetime(year, month, day, hour, minute, second, micro)
 
 
 def _clock(text: str) -> tuple[int, int, int, int]:

@@ -8,14 +8,14 @@ engine's filtered scan gives.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from smtplogscan import Event, Grammar, Stream, Success, scan
+from smtplogscan import Event, Grammar, ScanResult, Stream, scan
 from smtplogscan.registry import load
+from smtplogscan.scan import settle_bounces
 
 from .conftest import SAMPLES
 
@@ -64,27 +64,17 @@ def _stream(log: Path) -> Stream:
 def test_prefilter_loses_nothing(log):
     grammars = {n: g.grammar for n, g in REGISTRY.grammars.items()}
     grammar = _owner(log, grammars)(_stream(log))
-    events, successes = [], Counter()
+    unfiltered = ScanResult()
     text = log.read_bytes().decode("utf-8", "replace")
     for lineno, line in enumerate(text.splitlines(), start=1):
-        for record in grammar.feed(line.rstrip("\r"), lineno) or []:
-            _sort(record, events, successes)
-    for record in grammar.finish():
-        _sort(record, events, successes)
+        unfiltered.keep(grammar.feed(line.rstrip("\r"), lineno) or [])
+    unfiltered.keep(grammar.finish())
+    settle_bounces(unfiltered)
 
     result = scan([str(log)], REGISTRY)
-    assert sorted(map(_key, events)) == sorted(map(_key, result.events))
-    engine = Counter()
-    for key, n in result.sessions.items():
-        engine[(key.direction, key.peer_addr, key.protocol)] += n
-    assert successes == engine
-
-
-def _sort(record: object, events: list[Event], successes: Counter) -> None:
-    if isinstance(record, Event):
-        events.append(record)
-    elif isinstance(record, Success):
-        successes[(str(record.direction), record.peer.addr, record.protocol)] += 1
+    assert sorted(map(_key, unfiltered.events)) == sorted(map(_key, result.events))
+    assert unfiltered.sessions == result.sessions
+    assert unfiltered.deliveries == result.deliveries
 
 
 def _key(event: Event) -> str:

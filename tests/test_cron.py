@@ -55,7 +55,9 @@ def test_quiet_if_empty_prints_nothing(clean_log: Path, fmt: str) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
-def test_quiet_if_empty_sends_nothing(clean_log: Path, fake_sendmail) -> None:  # type: ignore[no-untyped-def]
+def test_quiet_if_empty_sends_nothing(
+    clean_log: Path, fake_sendmail: tuple[Path, Path]
+) -> None:
     program, copy = fake_sendmail
 
     done = run("--quiet-if-empty", "--mail-to", "pm@example.org",
@@ -65,7 +67,9 @@ def test_quiet_if_empty_sends_nothing(clean_log: Path, fake_sendmail) -> None:  
     assert not copy.exists()
 
 
-def test_quiet_if_empty_still_reports_failures(fake_sendmail) -> None:  # type: ignore[no-untyped-def]
+def test_quiet_if_empty_still_reports_failures(
+    fake_sendmail: tuple[Path, Path],
+) -> None:
     program, copy = fake_sendmail
 
     done = run("--quiet-if-empty", "--mail-to", "pm@example.org",
@@ -103,12 +107,14 @@ def test_unreadable_input_outranks_fail_on(tmp_path: Path) -> None:
     assert "7 TLS failure(s)" in done.stdout
 
 
-@pytest.mark.parametrize("args", [("--fail-on", "0"), ("--fail-on", "many"), ("--no-such",)])
+@pytest.mark.parametrize(
+    "args", [("--fail-on", "0"), ("--fail-on", "many"), ("--no-such",)]
+)
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     assert run(*args, str(SYSLOG)).returncode == 2
 
 
-def test_fail_on_applies_after_mailing(fake_sendmail) -> None:  # type: ignore[no-untyped-def]
+def test_fail_on_applies_after_mailing(fake_sendmail: tuple[Path, Path]) -> None:
     program, copy = fake_sendmail
 
     done = run("--fail-on", "5", "--mail-to", "pm@example.org",
@@ -123,7 +129,9 @@ def test_mail_failure_exits_4(tmp_path: Path) -> None:
     program.write_text("#!/bin/sh\necho 'queue full' >&2\nexit 75\n")
     program.chmod(0o755)
 
-    done = run("--mail-to", "pm@example.org", "--sendmail-path", str(program), str(SYSLOG))
+    done = run(
+        "--mail-to", "pm@example.org", "--sendmail-path", str(program), str(SYSLOG)
+    )
 
     assert done.returncode == 4
     assert "refused the report: queue full" in done.stderr

@@ -94,7 +94,9 @@ def external_references(page: Elements, html: str) -> list[str]:
     ]
     found += [tag for tag, _ in page.tags if tag in ("script", "img", "link", "iframe")]
     lowered = html.lower()
-    found += [word for word in ("url(", "@import", "http://", "https://") if word in lowered]
+    found += [
+        word for word in ("url(", "@import", "http://", "https://") if word in lowered
+    ]
     return found
 
 
@@ -198,7 +200,9 @@ def chromium() -> str:
             return path
     if os.environ.get(NO_BROWSER) == "1":
         pytest.skip(f"chromium is not installed and {NO_BROWSER}=1")
-    pytest.fail(f"chromium is not installed: apt-get install chromium, or set {NO_BROWSER}=1")
+    pytest.fail(
+        f"chromium is not installed: apt-get install chromium, or set {NO_BROWSER}=1"
+    )
 
 
 def browse(page: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -238,7 +242,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     return {"page": page, "png": png, "netlog": netlog, "dom": dom}
 
 
-def test_browser_renders_the_peer_table_and_the_charts(rendered: dict[str, object]) -> None:
+def test_browser_renders_the_peer_table_and_the_charts(
+    rendered: dict[str, object],
+) -> None:
     body = json.loads(run("report", "-f", "json", *PINNED, str(SAMPLES)).stdout)
     dom = parse(str(rendered["dom"]))
 

@@ -49,7 +49,9 @@ class Sink:
         return "250 OK"
 
 
-def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+def authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+) -> Any:
     ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
         USER.encode(),
         PASSWORD.encode(),
@@ -114,7 +116,9 @@ def tls_server(certificate: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
         controller.stop()
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "smtplogscan", "report", *PINNED, *args],
         capture_output=True,
@@ -151,7 +155,8 @@ def test_report_arrives_as_text_and_html(server: tuple[Sink, int]) -> None:
     assert recipients == ["pm@example.org", "noc@example.org", "cto@example.org"]
     message = received(sink)
     assert message.get_content_type() == "multipart/alternative"
-    assert message["Subject"] == "smtplogscan mx1: 7 TLS failures from 7 peers, 2026-12-02 to 2026-12-03"  # noqa: E501
+    subject = "smtplogscan mx1: 7 TLS failures from 7 peers, 2026-12-02 to 2026-12-03"
+    assert message["Subject"] == subject
     assert message["Auto-Submitted"] == "auto-generated"
     body = parts(message)
     assert list(body) == ["text/plain", "text/html"]
@@ -173,12 +178,16 @@ def test_a_hostile_log_adds_no_header(server: tuple[Sink, int], tmp_path: Path) 
     assert sink.received[0][1] == ["pm@example.org"]
     message = received(sink)
     assert message["Bcc"] is None
-    assert message["Subject"] == "smtplogscan mx1: 1 TLS failure from 1 peer, 2026-12-02"
+    assert (
+        message["Subject"] == "smtplogscan mx1: 1 TLS failure from 1 peer, 2026-12-02"
+    )
     html = parts(message)["text/html"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and HOSTILE not in html
 
 
-def test_starttls_and_login(tls_server: tuple[Sink, int], certificate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_starttls_and_login(
+    tls_server: tuple[Sink, int], certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
     sink, port = tls_server
     secret = tmp_path / "password"
     secret.write_text(PASSWORD + "\n", encoding="utf-8")
@@ -194,7 +203,9 @@ def test_starttls_and_login(tls_server: tuple[Sink, int], certificate, tmp_path)
     assert received(sink).get_content_type() == "multipart/alternative"
 
 
-def test_password_from_the_environment(tls_server, certificate) -> None:  # type: ignore[no-untyped-def]
+def test_password_from_the_environment(
+    tls_server: tuple[Sink, int], certificate: tuple[Path, Path]
+) -> None:
     sink, port = tls_server
     env = {"SSL_CERT_FILE": str(certificate[0]), "REPORT_PW": PASSWORD}
 
@@ -239,7 +250,9 @@ def test_sendmail_gets_the_message_on_stdin(tmp_path: Path) -> None:
     program.write_text(f'#!/bin/sh\necho "$@" > {copy}.args\ncat > {copy}\n')
     program.chmod(0o755)
 
-    done = run("--mail-to", "pm@example.org", "--sendmail-path", str(program), str(SYSLOG))
+    done = run(
+        "--mail-to", "pm@example.org", "--sendmail-path", str(program), str(SYSLOG)
+    )
 
     assert done.returncode == 0, done.stderr
     assert Path(f"{copy}.args").read_text().split() == ["-t", "-i"]
@@ -263,7 +276,9 @@ def test_sendmail_gets_the_message_on_stdin(tmp_path: Path) -> None:
         (("--mail-to", "a@example.org", "--smtp-password", "x"), "No such option"),
     ],
 )  # fmt: skip
-def test_mail_usage_errors_exit_2_before_the_scan(args: tuple[str, ...], says: str) -> None:
+def test_mail_usage_errors_exit_2_before_the_scan(
+    args: tuple[str, ...], says: str
+) -> None:
     done = run(*args, "/nonexistent/mail.log")
 
     assert done.returncode == 2
@@ -276,7 +291,9 @@ def test_subject_never_holds_a_line_break() -> None:
     totals = {"failures": 42, "peers": 7}
 
     subject = mail.subject(totals, hosts, ("2026-12-02", "2026-12-02"))
-    message = mail.build_message(subject, "a@example.org", ["b@example.org"], "t", "<p>h</p>")
+    message = mail.build_message(
+        subject, "a@example.org", ["b@example.org"], "t", "<p>h</p>"
+    )
 
     assert subject == (
         "smtplogscan mx1 Bcc: evil@example.net, mx2 and 1 more: "

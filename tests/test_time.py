@@ -130,7 +130,11 @@ def test_given_year_names_the_first_stamp_and_follows_the_new_year() -> None:
 
 
 def test_impossible_stamps_raise_value_error() -> None:
-    for month, day, hms in (("Apr", 31, "10:00:00"), ("Foo", 1, "10:00:00"), ("Jan", 0, "1:0:0")):
+    for month, day, hms in (
+        ("Apr", 31, "10:00:00"),
+        ("Foo", 1, "10:00:00"),
+        ("Jan", 0, "1:0:0"),
+    ):
         with pytest.raises(ValueError):
             clock("2026-12-03T00:00:00+00:00").stamp(month, day, hms)
     with pytest.raises(ValueError):
@@ -149,7 +153,10 @@ def test_iso_stamps_keep_their_offset() -> None:
     assert parse_iso("2026-12-03T15:01:02.5+0530", BERLIN).isoformat() == (
         "2026-12-03T15:01:02.500000+05:30"
     )
-    assert parse_iso("2026-12-03 15:01:02", BERLIN).isoformat() == "2026-12-03T15:01:02+01:00"
+    assert (
+        parse_iso("2026-12-03 15:01:02", BERLIN).isoformat()
+        == "2026-12-03T15:01:02+01:00"
+    )
 
 
 # -- the grammars and the CLI ---------------------------------------------------------
@@ -164,7 +171,9 @@ FAILURE = (
 )
 
 
-def postfix_log(tmp_path: Path, stamps_: list[str], mtime: str, name: str = "mail.log") -> Path:
+def postfix_log(
+    tmp_path: Path, stamps_: list[str], mtime: str, name: str = "mail.log"
+) -> Path:
     text = "".join(FAILURE.format(stamp=s, pid=100 + i) for i, s in enumerate(stamps_))
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -178,11 +187,16 @@ def times(path: Path, **options: object) -> list[str]:
     return sorted(str(e.time.isoformat()) for e in result.events if e.time is not None)
 
 
-def test_a_postfix_log_across_new_year_takes_its_years_from_the_mtime(tmp_path: Path) -> None:
+def test_a_postfix_log_across_new_year_takes_its_years_from_the_mtime(
+    tmp_path: Path,
+) -> None:
     path = postfix_log(
         tmp_path, ["Dec 31 23:59:30", "Jan  1 00:00:10"], "2027-01-01T08:00:00+00:00"
     )
-    assert times(path, zone=UTC) == ["2026-12-31T23:59:30+00:00", "2027-01-01T00:00:10+00:00"]
+    assert times(path, zone=UTC) == [
+        "2026-12-31T23:59:30+00:00",
+        "2027-01-01T00:00:10+00:00",
+    ]
     assert times(path, zone=UTC, year=2020) == [
         "2020-12-31T23:59:30+00:00",
         "2021-01-01T00:00:10+00:00",
@@ -190,10 +204,13 @@ def test_a_postfix_log_across_new_year_takes_its_years_from_the_mtime(tmp_path: 
 
 
 @pytest.mark.parametrize("grammar", ["postfix", "exim"])
-def test_feb_29_of_a_common_year_is_counted_not_raised(tmp_path: Path, grammar: str) -> None:
+def test_feb_29_of_a_common_year_is_counted_not_raised(
+    tmp_path: Path, grammar: str
+) -> None:
     if grammar == "postfix":
         path = postfix_log(
-            tmp_path, ["Feb 28 10:00:00", "Feb 29 10:00:00", "Mar  1 10:00:00"],
+            tmp_path,
+            ["Feb 28 10:00:00", "Feb 29 10:00:00", "Mar  1 10:00:00"],
             "2027-03-02T00:00:00+00:00",
         )
     else:
@@ -201,7 +218,9 @@ def test_feb_29_of_a_common_year_is_counted_not_raised(tmp_path: Path, grammar: 
             f"{s} mx1 exim[{n}]: TLS error on connection from old-relay.example.net "
             f"(old-relay.example.net) [198.51.100.7]:41000 (SSL_accept): "
             "error:0A000102:SSL routines::unsupported protocol\n"
-            for n, s in enumerate(["Feb 28 10:00:00", "Feb 29 10:00:00", "Mar  1 10:00:00"])
+            for n, s in enumerate(
+                ["Feb 28 10:00:00", "Feb 29 10:00:00", "Mar  1 10:00:00"]
+            )
         ]
         path = tmp_path / "mainlog"
         path.write_text("".join(lines), encoding="utf-8")
@@ -209,7 +228,9 @@ def test_feb_29_of_a_common_year_is_counted_not_raised(tmp_path: Path, grammar: 
         os.utime(path, (moment, moment))
     result = scan([str(path)], registry.load(), Options(grammar=grammar, zone=UTC))
     assert result.counts.unmatched >= 1
-    days = sorted(e.time.date().isoformat() for e in result.events if e.time is not None)
+    days = sorted(
+        e.time.date().isoformat() for e in result.events if e.time is not None
+    )
     assert days == ["2027-02-28", "2027-03-01"]
 
 
@@ -233,7 +254,9 @@ def test_cli_zone_year_and_utc(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["time"] == "2025-07-01T12:00:00+02:00"
     done = cli("events", "--timezone", "Europe/Berlin", "--utc", str(path))
     assert json.loads(done.stdout)["time"] == "2026-07-01T10:00:00+00:00"
-    done = cli("report", "-f", "json", "--timezone", "Europe/Berlin", "--utc", str(path))
+    done = cli(
+        "report", "-f", "json", "--timezone", "Europe/Berlin", "--utc", str(path)
+    )
     body = json.loads(done.stdout)
     assert body["totals"]["first_seen"] == "2026-07-01T10:00:00+00:00"
     assert body["peers"][0]["last_seen"] == "2026-07-01T10:00:00+00:00"
@@ -248,7 +271,9 @@ def test_cli_zone_year_and_utc(tmp_path: Path) -> None:
 def test_mixed_offsets_keep_their_own_in_events(tmp_path: Path) -> None:
     text = "".join(
         FAILURE.format(stamp=s, pid=200 + i)
-        for i, s in enumerate(["2026-12-03T10:00:00+01:00", "2026-12-03T10:30:00-05:00"])
+        for i, s in enumerate(
+            ["2026-12-03T10:00:00+01:00", "2026-12-03T10:30:00-05:00"]
+        )
     )
     path = tmp_path / "mail.log"
     path.write_text(text, encoding="utf-8")
@@ -268,4 +293,3 @@ def test_mixed_offsets_keep_their_own_in_events(tmp_path: Path) -> None:
 
 def test_unknown_zone_is_a_usage_error() -> None:
     assert cli("events", "--timezone", "Mars/Olympus", os.devnull).returncode == 2
-

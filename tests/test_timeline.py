@@ -75,7 +75,9 @@ def spike_log() -> str:
             deferred(f"2026-12-03T{h:02}:30:00+00:00", 130 + h),
         ]
     lines += [cipher(f"2026-12-03T08:{m:02}:00+00:00", 140 + m) for m in range(6)]
-    lines += [bounced(f"2026-12-03T08:{m + 30:02}:00+00:00", 150 + m) for m in range(20)]
+    lines += [
+        bounced(f"2026-12-03T08:{m + 30:02}:00+00:00", 150 + m) for m in range(20)
+    ]
     lines.append(success("2026-12-03T10:00:00+00:00", 199))
     return "".join(lines)
 
@@ -125,7 +127,11 @@ def test_hourly_rows_with_empty_hours(tmp_path: Path) -> None:
     assert (rows[10]["successes"], rows[10]["failures"]) == (1, 0)
 
     totals = body["totals"]
-    assert (totals["deferred_all"], totals["bounced_all"], totals["tls_share"]) == (8, 20, 0.0)
+    assert (totals["deferred_all"], totals["bounced_all"], totals["tls_share"]) == (
+        8,
+        20,
+        0.0,
+    )
 
 
 def test_spikes_say_what_changed(tmp_path: Path) -> None:
@@ -184,18 +190,23 @@ def test_text_report_shows_the_timeline_and_its_spikes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100
-    at = lines.index("TIMELINE per hour (Etc/UTC); defer and bounce count every delivery,"
+    at = lines.index("TIMELINE per hour (UTC); defer and bounce count every delivery,"
                      " tls = TLS's share")  # fmt: skip
-    assert lines.index("CAUSES AND WHAT TO CHANGE") > at > lines.index(
-        "PEERS, most failures first"
+    assert (
+        lines.index("CAUSES AND WHAT TO CHANGE")
+        > at
+        > lines.index("PEERS, most failures first")
     )
     spike_row = lines[at + 2 + 8].split()
     assert spike_row[:9] == ["2026-12-03", "08:00", "6", "6", "0", "0", "0", "20", "0%"]
     assert spike_row[-1] == "!FB"
-    assert "20 bounced, usually 0.0. 0% of these bounced are TLS failures: look" in (
+    assert "20 bounced, usually 0. 0% of these bounced are TLS failures: look" in (
         done.stdout.replace("\n    ", " ").replace("\n  ", " ")
     )
-    assert "In all, whatever the reason: 8 deferred, 20 bounced; TLS explains 0%." in done.stdout
+    assert (
+        "In all, whatever the reason: 8 deferred, 20 bounced; TLS explains 0%."
+        in done.stdout
+    )
 
 
 def comparison_log() -> str:
@@ -237,7 +248,9 @@ def test_compare_to_a_day_from_the_same_inputs(tmp_path: Path) -> None:
     assert names("worse") == [("b.example [192.0.2.2]", 4, 12)]
     assert names("better") == [("e.example [192.0.2.5]", 6, 1)]
 
-    text = cli("report", "--since", "2026-12-03", "--compare-to", "2026-12-02", str(path))
+    text = cli(
+        "report", "--since", "2026-12-03", "--compare-to", "2026-12-02", str(path)
+    )
     assert "WHAT CHANGED against 2026-12-02" in text.stdout
     assert max(len(line) for line in text.stdout.splitlines()) <= 100
 

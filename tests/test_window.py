@@ -32,7 +32,11 @@ def test_spans() -> None:
     assert parse_span("7d") == timedelta(days=7)
     assert parse_span("2w") == timedelta(days=14)
     assert parse_span("1d12h") == timedelta(hours=36)
-    assert parse_span("7") is None and parse_span("h") is None and parse_span("-1h") is None
+    assert (
+        parse_span("7") is None
+        and parse_span("h") is None
+        and parse_span("-1h") is None
+    )
 
 
 def test_points() -> None:
@@ -41,8 +45,13 @@ def test_points() -> None:
     assert iso(parse_point("today", BERLIN, NOW)) == "2026-12-03T00:00:00+01:00"
     assert iso(parse_point("yesterday", BERLIN, NOW)) == "2026-12-02T00:00:00+01:00"
     assert iso(parse_point("2026-12-01", BERLIN, NOW)) == "2026-12-01T00:00:00+01:00"
-    assert iso(parse_point("2026-07-01T10:30", BERLIN, NOW)) == "2026-07-01T10:30:00+02:00"
-    assert iso(parse_point("2026-12-01 10:30Z", BERLIN, NOW)) == "2026-12-01T10:30:00+00:00"
+    assert (
+        iso(parse_point("2026-07-01T10:30", BERLIN, NOW)) == "2026-07-01T10:30:00+02:00"
+    )
+    assert (
+        iso(parse_point("2026-12-01 10:30Z", BERLIN, NOW))
+        == "2026-12-01T10:30:00+00:00"
+    )
     assert iso(parse_point("2026-12-01T10:30-05:00", BERLIN, NOW)) == (
         "2026-12-01T10:30:00-05:00"
     )
@@ -200,7 +209,9 @@ def test_cli_since_until(tmp_path: Path) -> None:
     )
     done = cli("events", "--since", "2026-11-02", "--until", "2026-11-03", str(path))
     assert done.returncode == 0, done.stderr
-    assert [json.loads(x)["time"][:10] for x in done.stdout.splitlines()] == ["2026-11-02"]
+    assert [json.loads(x)["time"][:10] for x in done.stdout.splitlines()] == [
+        "2026-11-02"
+    ]
     done = cli("report", "-f", "json", "--since", "2026-11-02T12:00:01", str(path))
     assert json.loads(done.stdout)["totals"]["failures"] == 1
     bad = cli("report", "--since", "soon", str(path))

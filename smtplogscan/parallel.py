@@ -1,0 +1,239 @@
+"""Scan inputs in worker processes, one part each, and merge what they find.
+
+A part is a whole input, or a byte range of a large plain file whose grammar
+allows it (`Grammar.splittable`). Ranges are cut at line ends. Each range is read
+with an overlap before it, so the grammar learns how handshakes that began earlier
+started, and after it, so it sees how those near the cut end; it keeps only the
+records whose source line lies inside it. Every failure is thus found by exactly
+the part that owns its reason line, as a single process would find it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from smtplogscan import scan as engine
+from smtplogscan.errors import FormatError, ScanError
+from smtplogscan.grammar import Stream
+from smtplogscan.registry import Registry, load
+from smtplogscan.sources import Input
+
+#: Plain files smaller than this are read whole by one worker.
+SPLIT_MIN = 32 << 20
+#: How far before and after its range a part reads, for the state at the cuts.
+OVERLAP = 4 << 20
+_COUNT_BLOCK = 8 << 20
+
+_registry: Registry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One unit of work: an input, or the byte range [start, end) of one."""
+
+    source: Input
+    start: int = 0
+    end: int | None = None
+    grammar: str | None = None  # known when the input was cut
+
+
+def scan_parallel(
+    inputs: list[Input],
+    registry: Registry,
+    options: engine.Options,
+    result: engine.ScanResult,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Scan `inputs` in `options.jobs` processes into `result`, in input order."""
+    global _registry
+    _registry = registry  # forked workers inherit it; spawned ones load their own
+    parts = list(plan(inputs, registry, options))
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    with ProcessPoolExecutor(
+        max_workers=options.jobs,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(tuple(str(p) for p in registry.paths),),
+    ) as pool:
+        for part, done in zip(parts, pool.map(_run, parts, [options] * len(parts))):
+            _merge(result, done, part)
+            if progress is not None:
+                progress(done.counts.bytes, done.counts.lines)
+
+
+def plan(inputs: list[Input], registry: Registry, options: engine.Options) -> Iterator[Part]:
+    """Cut the inputs into parts: large plain files of a splittable grammar in ranges."""
+    for source in inputs:
+        size = _plain_size(source)
+        if size < SPLIT_MIN or options.jobs < 2:
+            yield Part(source)
+            continue
+        grammar = _grammar_of(source, registry, options)
+        if grammar is None or not registry.get(grammar).splittable:
+            yield Part(source)
+            continue
+        cuts = _cuts(source, size, options.jobs)
+        for start, end in zip(cuts, cuts[1:]):
+            yield Part(source, start, end, grammar)
+
+
+def _plain_size(source: Input) -> int:
+    """The size of an uncompressed regular file; 0 for anything else."""
+    if source.path is None or not source.path.is_file():
+        return 0
+    try:
+        with source.path.open("rb") as handle:
+            head = handle.read(6)
+    except OSError:
+        return 0
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
+        return 0
+    return source.path.stat().st_size
+
+
+def _grammar_of(source: Input, registry: Registry, options: engine.Options) -> str | None:
+    if options.grammar:
+        return options.grammar
+    assert source.path is not None
+    with source.path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    lines = [line.decode("utf-8", "replace") for line in head.split(b"\n")[:64]]
+    try:
+        return engine.detect(lines, registry, source.name).name
+    except FormatError:
+        return None
+
+
+def _cuts(source: Input, size: int, pieces: int) -> list[int]:
+    """Offsets that split the file into `pieces` ranges, each cut after a newline."""
+    assert source.path is not None
+    cuts = [0]
+    with source.path.open("rb") as handle:
+        for n in range(1, pieces):
+            handle.seek(size * n // pieces)
+            handle.readline()  # to the start of the next line
+            cut = handle.tell()
+            if cuts[-1] < cut < size:
+                cuts.append(cut)
+    cuts.append(size)
+    return cuts
+
+
+def _start_worker(paths: tuple[str, ...]) -> None:
+    global _registry
+    if _registry is None:  # spawned rather than forked
+        from pathlib import Path
+
+        _registry = load([Path(p) for p in paths])
+
+
+def _run(part: Part, options: engine.Options) -> engine.ScanResult:
+    assert _registry is not None
+    solo = replace(options, jobs=1)
+    if part.end is None:
+        return engine.scan_inputs([part.source], _registry, solo)
+    result = engine.new_result(solo)
+    report = engine.InputReport(part.source.name, part.grammar or "")
+    try:
+        _scan_range(part, _registry, solo, report, result)
+    except ScanError as err:
+        report.error = str(err)
+        result.errors.append(err)
+    result.inputs.append(report)
+    result.counts.add(report.counts)
+    return result
+
+
+def _scan_range(
+    part: Part,
+    registry: Registry,
+    options: engine.Options,
+    report: engine.InputReport,
+    result: engine.ScanResult,
+) -> None:
+    source, grammar_cls = part.source, registry.get(part.grammar or "")
+    assert source.path is not None and part.end is not None
+    report.mta = grammar_cls.mta
+    size = source.path.stat().st_size
+    with source.path.open("rb") as handle:
+        warm = _line_start(handle, max(0, part.start - OVERLAP))
+        stop = _line_start(handle, min(size, part.end + OVERLAP))
+        warm_line = 1 + _newlines(handle, 0, warm)
+        lo = warm_line + _newlines(handle, warm, part.start)
+        hi = lo + _newlines(handle, part.start, part.end)
+
+        mtime = datetime.fromtimestamp(source.path.stat().st_mtime, UTC)
+        grammar = grammar_cls(Stream(source.name, mtime, options.zone, options.year))
+        scratch = engine.Counts()
+        reader = engine.LineReader(grammar, scratch, result.keep, warm_line, (lo, hi))
+        handle.seek(warm)
+        left = stop - warm
+        while left > 0:
+            block = handle.read(min(engine.BLOCK_SIZE, left))
+            if not block:
+                break
+            left -= len(block)
+            reader.push(block)
+        reader.close()
+
+    counts = report.counts
+    counts.lines, counts.bytes = hi - lo, part.end - part.start
+    counts.candidates, counts.unmatched = scratch.candidates, scratch.unmatched
+    counts.cut_lines, counts.unmatched_examples = scratch.cut_lines, scratch.unmatched_examples
+
+
+def _line_start(handle: BinaryIO, offset: int) -> int:
+    """The offset of the first line that starts at or after `offset`."""
+    if offset == 0:
+        return 0
+    handle.seek(offset - 1)
+    handle.readline()
+    return int(handle.tell())
+
+
+def _newlines(handle: BinaryIO, start: int, end: int) -> int:
+    handle.seek(start)
+    total, left = 0, end - start
+    while left > 0:
+        block = handle.read(min(_COUNT_BLOCK, left))
+        if not block:
+            break
+        total += block.count(b"\n")
+        left -= len(block)
+    return total
+
+
+def _merge(result: engine.ScanResult, part: engine.ScanResult, where: Part) -> None:
+    """Add a part's findings to `result`; the ranges of one input become one input."""
+    result.events.extend(part.events)
+    result.sessions.update(part.sessions)
+    result.deliveries.update(part.deliveries)
+    result.bounces.extend(part.bounces)
+    result.errors.extend(part.errors)
+    result.skipped.extend(part.skipped)
+    result.counts.add(part.counts)
+    if result.baseline is not None and part.baseline is not None:
+        _merge(result.baseline, part.baseline, where)
+    for report in part.inputs:
+        last = result.inputs[-1] if result.inputs else None
+        if where.start > 0 and last is not None and last.name == report.name:
+            last.counts.add(report.counts)  # the next range of the same file
+            last.error = last.error or report.error
+        else:
+            result.inputs.append(report)
+
+
+def default_jobs() -> int:
+    """The number of cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
