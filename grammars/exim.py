@@ -286,7 +286,8 @@ class EximGrammar(Grammar):
             waiting.outcome = status
             out.append(waiting)
         elif (text := _session(msg)) is not None:
-            detail = text["detail"] or text["policy"]
+            # A line cut right after "TLS session: " matches with neither text.
+            detail = text["detail"] or text["policy"] or ""
             event = self._event(Direction.OUTBOUND, peer, text["op"] or "", detail, at)
             event.outcome = status
             out.append(event)

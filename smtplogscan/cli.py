@@ -121,6 +121,12 @@ CompareInputsOpt = Annotated[
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs", "-j", min=1, help="Worker processes (default: one per core).", show_default=False
+    ),
+]
 MailToOpt = Annotated[
     list[str] | None,
     typer.Option("--mail-to", help="Mail the report to ADDR[,ADDR]; repeatable."),
@@ -247,12 +253,19 @@ def _run(
     timezone: str | None,
     window: Window | None = None,
     baseline: Window | None = None,
+    jobs: int | None = None,
 ) -> ScanResult:
+    from smtplogscan.parallel import default_jobs
+
     registry = registry_mod.load(grammar_path or [])
     for failure in registry.failures:
         log.warning("%s", failure)
     options = Options(
-        grammar=grammar, zone=_zone(timezone), year=year, **_limits(window, baseline)
+        grammar=grammar,
+        zone=_zone(timezone),
+        year=year,
+        jobs=jobs or default_jobs(),
+        **_limits(window, baseline),
     )
     if grammar is not None:
         try:
@@ -314,6 +327,7 @@ def report(
     bucket: BucketOpt = None,
     compare_to: CompareToOpt = None,
     compare_inputs: CompareInputsOpt = None,
+    jobs: JobsOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -330,10 +344,10 @@ def report(
     )  # fmt: skip
     window, period = _windows(since, until, compare_to, timezone)
     one_scan = period if not compare_inputs else None
-    result = _run(paths, grammar, grammar_path, year, timezone, window, one_scan)
+    result = _run(paths, grammar, grammar_path, year, timezone, window, one_scan, jobs)
     if compare_inputs:
         result.baseline = _run(
-            compare_inputs, grammar, grammar_path, year, timezone, period
+            compare_inputs, grammar, grammar_path, year, timezone, period, jobs=jobs
         )
         result.errors.extend(result.baseline.errors)
     if utc:
@@ -378,6 +392,7 @@ def events(
     utc: UtcOpt = False,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    jobs: JobsOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -387,7 +402,7 @@ def events(
 
     _setup_logging(verbose, quiet, debug)
     window, _ = _windows(since, until, None, timezone)
-    result = _run(paths, grammar, grammar_path, year, timezone, window)
+    result = _run(paths, grammar, grammar_path, year, timezone, window, jobs=jobs)
     _write(iter_event_lines(sort_events(result.events), fmt.value, utc), output)
     if result.errors:
         raise typer.Exit(EXIT_INPUT)

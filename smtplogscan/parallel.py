@@ -18,7 +18,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from smtplogscan import scan as engine
+from smtplogscan.scan import (
+    BLOCK_SIZE,
+    Counts,
+    InputReport,
+    LineReader,
+    Options,
+    ScanResult,
+    detect,
+    new_result,
+    scan_inputs,
+    scan_into,
+)
 from smtplogscan.errors import FormatError, ScanError
 from smtplogscan.grammar import Stream
 from smtplogscan.registry import Registry, load
@@ -46,14 +57,17 @@ class Part:
 def scan_parallel(
     inputs: list[Input],
     registry: Registry,
-    options: engine.Options,
-    result: engine.ScanResult,
+    options: Options,
+    result: ScanResult,
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Scan `inputs` in `options.jobs` processes into `result`, in input order."""
     global _registry
     _registry = registry  # forked workers inherit it; spawned ones load their own
     parts = list(plan(inputs, registry, options))
+    if len(parts) < 2:  # not worth a process
+        scan_into(inputs, registry, replace(options, jobs=1), result, progress)
+        return
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
@@ -63,13 +77,13 @@ def scan_parallel(
         initializer=_start_worker,
         initargs=(tuple(str(p) for p in registry.paths),),
     ) as pool:
-        for part, done in zip(parts, pool.map(_run, parts, [options] * len(parts))):
+        for part, done in zip(parts, pool.map(_run, parts, [options] * len(parts)), strict=True):
             _merge(result, done, part)
             if progress is not None:
                 progress(done.counts.bytes, done.counts.lines)
 
 
-def plan(inputs: list[Input], registry: Registry, options: engine.Options) -> Iterator[Part]:
+def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[Part]:
     """Cut the inputs into parts: large plain files of a splittable grammar in ranges."""
     for source in inputs:
         size = _plain_size(source)
@@ -81,7 +95,7 @@ def plan(inputs: list[Input], registry: Registry, options: engine.Options) -> It
             yield Part(source)
             continue
         cuts = _cuts(source, size, options.jobs)
-        for start, end in zip(cuts, cuts[1:]):
+        for start, end in zip(cuts, cuts[1:], strict=False):
             yield Part(source, start, end, grammar)
 
 
@@ -99,7 +113,7 @@ def _plain_size(source: Input) -> int:
     return source.path.stat().st_size
 
 
-def _grammar_of(source: Input, registry: Registry, options: engine.Options) -> str | None:
+def _grammar_of(source: Input, registry: Registry, options: Options) -> str | None:
     if options.grammar:
         return options.grammar
     assert source.path is not None
@@ -107,7 +121,7 @@ def _grammar_of(source: Input, registry: Registry, options: engine.Options) -> s
         head = handle.read(1 << 16)
     lines = [line.decode("utf-8", "replace") for line in head.split(b"\n")[:64]]
     try:
-        return engine.detect(lines, registry, source.name).name
+        return detect(lines, registry, source.name).name
     except FormatError:
         return None
 
@@ -135,13 +149,13 @@ def _start_worker(paths: tuple[str, ...]) -> None:
         _registry = load([Path(p) for p in paths])
 
 
-def _run(part: Part, options: engine.Options) -> engine.ScanResult:
+def _run(part: Part, options: Options) -> ScanResult:
     assert _registry is not None
     solo = replace(options, jobs=1)
     if part.end is None:
-        return engine.scan_inputs([part.source], _registry, solo)
-    result = engine.new_result(solo)
-    report = engine.InputReport(part.source.name, part.grammar or "")
+        return scan_inputs([part.source], _registry, solo)
+    result = new_result(solo)
+    report = InputReport(part.source.name, part.grammar or "")
     try:
         _scan_range(part, _registry, solo, report, result)
     except ScanError as err:
@@ -155,9 +169,9 @@ def _run(part: Part, options: engine.Options) -> engine.ScanResult:
 def _scan_range(
     part: Part,
     registry: Registry,
-    options: engine.Options,
-    report: engine.InputReport,
-    result: engine.ScanResult,
+    options: Options,
+    report: InputReport,
+    result: ScanResult,
 ) -> None:
     source, grammar_cls = part.source, registry.get(part.grammar or "")
     assert source.path is not None and part.end is not None
@@ -172,12 +186,12 @@ def _scan_range(
 
         mtime = datetime.fromtimestamp(source.path.stat().st_mtime, UTC)
         grammar = grammar_cls(Stream(source.name, mtime, options.zone, options.year))
-        scratch = engine.Counts()
-        reader = engine.LineReader(grammar, scratch, result.keep, warm_line, (lo, hi))
+        scratch = Counts()
+        reader = LineReader(grammar, scratch, result.keep, warm_line, (lo, hi))
         handle.seek(warm)
         left = stop - warm
         while left > 0:
-            block = handle.read(min(engine.BLOCK_SIZE, left))
+            block = handle.read(min(BLOCK_SIZE, left))
             if not block:
                 break
             left -= len(block)
@@ -187,7 +201,10 @@ def _scan_range(
     counts = report.counts
     counts.lines, counts.bytes = hi - lo, part.end - part.start
     counts.candidates, counts.unmatched = scratch.candidates, scratch.unmatched
-    counts.cut_lines, counts.unmatched_examples = scratch.cut_lines, scratch.unmatched_examples
+    counts.cut_lines, counts.unmatched_examples = (
+        scratch.cut_lines,
+        scratch.unmatched_examples,
+    )
 
 
 def _line_start(handle: BinaryIO, offset: int) -> int:
@@ -211,7 +228,7 @@ def _newlines(handle: BinaryIO, start: int, end: int) -> int:
     return total
 
 
-def _merge(result: engine.ScanResult, part: engine.ScanResult, where: Part) -> None:
+def _merge(result: ScanResult, part: ScanResult, where: Part) -> None:
     """Add a part's findings to `result`; the ranges of one input become one input."""
     result.events.extend(part.events)
     result.sessions.update(part.sessions)

@@ -245,7 +245,7 @@ def scan(
 
         scan_parallel(inputs, registry, options, result, progress)
     else:
-        _scan_into(inputs, registry, options, result, progress)
+        scan_into(inputs, registry, options, result, progress)
     settle_bounces(result)
     if result.baseline is not None:
         settle_bounces(result.baseline)
@@ -263,17 +263,18 @@ def new_result(options: Options) -> ScanResult:
 def scan_inputs(inputs: Sequence[Input], registry: Registry, options: Options) -> ScanResult:
     """Scan `inputs` in this process, leaving bounces for the caller to settle."""
     result = new_result(options)
-    _scan_into(inputs, registry, options, result, None)
+    scan_into(inputs, registry, options, result, None)
     return result
 
 
-def _scan_into(
+def scan_into(
     inputs: Sequence[Input],
     registry: Registry,
     options: Options,
     result: ScanResult,
     progress: Callable[[int, int], None] | None,
 ) -> None:
+    """Scan `inputs` one after the other in this process, into `result`."""
     for source in inputs:
         report = InputReport(source.name)
         try:

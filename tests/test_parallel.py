@@ -1,0 +1,103 @@
+"""A parallel scan finds what one process finds, event for event.
+
+The file is cut at every line end in turn, with a small overlap, so that every
+handshake is split at every awkward place: between its SSL_accept line and its
+reasons, between its reasons, before its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from smtplogscan import Options, parallel, scan
+from smtplogscan.frame import event_row, sort_events
+from smtplogscan.scan import new_result, settle_bounces
+from smtplogscan.sources import Input
+
+from .conftest import SAMPLES
+
+REAL = SAMPLES / "postfix" / "real-debian-openssl3.log"
+
+
+def _rows(result) -> list[str]:
+    return [json.dumps(event_row(e), sort_keys=True) for e in sort_events(result.events)]
+
+
+def _in_parts(path: Path, cuts: list[int], grammars, options: Options):
+    parallel._registry = grammars
+    result = new_result(options)
+    source = Input(str(path), path)
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        part = parallel.Part(source, start, end, "postfix")
+        parallel._merge(result, parallel._run(part, options), part)
+    settle_bounces(result)
+    return result
+
+
+@pytest.fixture
+def small_overlap(monkeypatch):
+    # Enough for the lines of one handshake, far less than the file: the
+    # stitching must work, not the overlap hide the cut.
+    monkeypatch.setattr(parallel, "OVERLAP", 4096)
+
+
+def test_every_single_cut_gives_the_same_events(grammars, small_overlap):
+    options = Options(grammar="postfix")
+    serial = scan([str(REAL)], grammars, options)
+    data = REAL.read_bytes()
+    line_ends = [i + 1 for i, b in enumerate(data) if b == 0x0A][:-1]
+    assert len(line_ends) > 500
+    for cut in line_ends[::3]:
+        result = _in_parts(REAL, [0, cut, len(data)], grammars, options)
+        assert _rows(result) == _rows(serial), f"cut at byte {cut}"
+        assert result.sessions == serial.sessions
+        assert result.deliveries == serial.deliveries
+        assert result.counts.lines == serial.counts.lines
+        assert result.counts.candidates == serial.counts.candidates
+
+
+def test_many_ranges_at_once(grammars, small_overlap):
+    options = Options(grammar="postfix")
+    serial = scan([str(REAL)], grammars, options)
+    data = REAL.read_bytes()
+    line_ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
+    cuts = [0, *line_ends[7:-1:29], len(data)]
+    result = _in_parts(REAL, cuts, grammars, options)
+    assert _rows(result) == _rows(serial)
+    assert len(result.inputs) == 1
+    assert result.inputs[0].counts.lines == serial.inputs[0].counts.lines
+
+
+def test_worker_processes_give_the_same_report(grammars, tmp_path, monkeypatch):
+    # Several files, one of them large enough (with the limit lowered) to be cut
+    # into ranges, read by real worker processes.
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    monkeypatch.setattr(parallel, "OVERLAP", 8192)
+    paths = [str(REAL), str(SAMPLES / "exim"), str(SAMPLES / "exchange")]
+    serial = scan(paths, grammars, Options(jobs=1))
+    both = scan(paths, grammars, Options(jobs=3))
+    assert _rows(both) == _rows(serial)
+    assert both.sessions == serial.sessions
+    assert both.deliveries == serial.deliveries
+    assert [i.name for i in both.inputs] == [i.name for i in serial.inputs]
+    assert both.counts.lines == serial.counts.lines
+
+
+def test_plan_cuts_only_large_plain_files_of_splittable_grammars(grammars, monkeypatch, tmp_path):
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    gz = tmp_path / "mail.log.1.gz"
+    import gzip
+
+    gz.write_bytes(gzip.compress(REAL.read_bytes()))
+    exim = next((SAMPLES / "exim").glob("*.log"))
+    inputs = [Input(str(p), p) for p in (REAL, gz, exim)]
+    parts = list(parallel.plan(inputs, grammars, Options(jobs=4)))
+    ranges = [p for p in parts if p.end is not None]
+    assert len(ranges) == 4 and all(p.source.path == REAL for p in ranges)
+    assert [p.start for p in ranges][0] == 0 and ranges[-1].end == REAL.stat().st_size
+    data = REAL.read_bytes()
+    assert all(data[p.start - 1] == 0x0A for p in ranges[1:])  # cut at line ends
+    assert sum(1 for p in parts if p.end is None) == 2  # the gzip and the Exim log whole
