@@ -18,6 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+from smtplogscan.errors import FormatError, ScanError
+from smtplogscan.grammar import Stream
+from smtplogscan.registry import Registry, load
 from smtplogscan.scan import (
     BLOCK_SIZE,
     Counts,
@@ -30,9 +33,6 @@ from smtplogscan.scan import (
     scan_inputs,
     scan_into,
 )
-from smtplogscan.errors import FormatError, ScanError
-from smtplogscan.grammar import Stream
-from smtplogscan.registry import Registry, load
 from smtplogscan.sources import Input
 
 #: Plain files smaller than this are read whole by one worker.
@@ -77,7 +77,9 @@ def scan_parallel(
         initializer=_start_worker,
         initargs=(tuple(str(p) for p in registry.paths),),
     ) as pool:
-        for part, done in zip(parts, pool.map(_run, parts, [options] * len(parts)), strict=True):
+        for part, done in zip(
+            parts, pool.map(_run, parts, [options] * len(parts)), strict=True
+        ):
             _merge(result, done, part)
             if progress is not None:
                 progress(done.counts.bytes, done.counts.lines)

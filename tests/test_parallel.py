@@ -23,7 +23,9 @@ REAL = SAMPLES / "postfix" / "real-debian-openssl3.log"
 
 
 def _rows(result) -> list[str]:
-    return [json.dumps(event_row(e), sort_keys=True) for e in sort_events(result.events)]
+    return [
+        json.dumps(event_row(e), sort_keys=True) for e in sort_events(result.events)
+    ]
 
 
 def _in_parts(path: Path, cuts: list[int], grammars, options: Options):
@@ -86,7 +88,9 @@ def test_worker_processes_give_the_same_report(grammars, tmp_path, monkeypatch):
     assert both.counts.lines == serial.counts.lines
 
 
-def test_plan_cuts_only_large_plain_files_of_splittable_grammars(grammars, monkeypatch, tmp_path):
+def test_plan_cuts_only_large_plain_files_of_splittable_grammars(
+    grammars, monkeypatch, tmp_path
+):
     monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
     gz = tmp_path / "mail.log.1.gz"
     import gzip
@@ -100,4 +104,6 @@ def test_plan_cuts_only_large_plain_files_of_splittable_grammars(grammars, monke
     assert [p.start for p in ranges][0] == 0 and ranges[-1].end == REAL.stat().st_size
     data = REAL.read_bytes()
     assert all(data[p.start - 1] == 0x0A for p in ranges[1:])  # cut at line ends
-    assert sum(1 for p in parts if p.end is None) == 2  # the gzip and the Exim log whole
+    assert (
+        sum(1 for p in parts if p.end is None) == 2
+    )  # the gzip and the Exim log whole
