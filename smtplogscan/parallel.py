@@ -86,7 +86,7 @@ def scan_parallel(
 
 
 def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[Part]:
-    """Cut the inputs into parts: large plain files of a splittable grammar in ranges."""
+    """Cut inputs into parts: large plain files of splittable grammars in ranges."""
     for source in inputs:
         size = _plain_size(source)
         if size < SPLIT_MIN or options.jobs < 2:
