@@ -61,12 +61,14 @@ HEADER = pp.Regex(
     r" *(?:(?P<host>\S+) +)??"
     rf"(?P<prog>[\w.-]+(?:/[\w.-]+)*/(?P<daemon>{_DAEMONS}))\[(?P<pid>\d+)\]: +"
     r"(?P<msg>.*)"
-).set_name("syslog header")
+)
+HEADER.set_name("syslog header")
 
 # NAME[ADDR] or NAME[ADDR]:PORT, where ADDR may be IPv6 and NAME may be "unknown".
 PEER = pp.Regex(
     r"(?P<peer_name>[^\s\[\]]*)\[(?P<peer_addr>[^\]\s]*)\](?::(?P<peer_port>\d+))?"
-).set_name("peer")
+)
+PEER.set_name("peer")
 REST = pp.Regex(r".*").leave_whitespace()("reason")
 
 # SSL_accept error from unknown[192.0.2.4]: -1
@@ -102,19 +104,20 @@ ESTABLISHED = pp.Regex(
     r"(?:Anonymous|Untrusted|Trusted|Verified) TLS connection established"
     r" (?P<way>from|to) (?P<peer_name>[^\s\[\]]*)\[(?P<peer_addr>[^\]\s]*)\]"
     r"(?::(?P<peer_port>\d+))?: (?P<protocol>\S+) with cipher (?P<cipher>\S+)"
-).set_name("TLS connection established")
+)
+ESTABLISHED.set_name("TLS connection established")
 
 # 4Q2xJm1Zq7z9sZt: to=<a@example.net>, relay=mx.example.net[192.0.2.10]:25, ...,
 #     status=deferred (...)
 STATUS = pp.Regex(
     r"(?P<queue_id>[0-9A-Za-z]+): to=<[^>]*>,(?:.*? relay=(?P<relay>\S+?),)?.*?"
     r" status=(?P<status>sent|deferred|bounced|expired)(?: \((?P<text>.*)\))?$"
-).set_name("delivery status")
+)
+STATUS.set_name("delivery status")
 
 # 4Q2xJm1Zq7z9sZt: Cannot start TLS: handshake failure
-CANNOT_START = pp.Regex(
-    r"(?P<queue_id>[0-9A-Za-z]+): (?P<text>Cannot start TLS: .*)"
-).set_name("cannot start TLS")
+CANNOT_START = pp.Regex(r"(?P<queue_id>[0-9A-Za-z]+): (?P<text>Cannot start TLS: .*)")
+CANNOT_START.set_name("cannot start TLS")
 
 _LIBRARY = "TLS library problem: "
 # Our own TLS set-up failing, in Postfix's words rather than the library's:
@@ -159,11 +162,15 @@ class _Handshake:
     queue_id: str = ""
 
 
+def _token(tokens: pp.ParseResults, name: str) -> str:
+    return str(tokens[name]) if name in tokens and tokens[name] else ""
+
+
 def _peer(tokens: pp.ParseResults) -> Peer:
-    port = tokens.get("peer_port")
+    port = _token(tokens, "peer_port")
     return Peer(
-        name=tokens.get("peer_name") or "",
-        addr=tokens.get("peer_addr") or "",
+        name=_token(tokens, "peer_name"),
+        addr=_token(tokens, "peer_addr"),
         port=int(port) if port else None,
     )
 
@@ -316,7 +323,7 @@ class PostfixGrammar(Grammar):
             )
         else:
             out = self._close(key)
-        reason = tokens.get("reason", "").strip()
+        reason = _token(tokens, "reason").strip()
         if reason and not reason.lstrip("-").isdigit():
             handshake.reasons.append(
                 reason
@@ -386,7 +393,7 @@ class PostfixGrammar(Grammar):
             )
         except pp.ParseException:
             return out
-        reason = "certificate verification failed: " + tokens.get("reason", "").strip()
+        reason = "certificate verification failed: " + _token(tokens, "reason").strip()
         self._open[key] = _Handshake(
             self._time(stamp),
             Direction.OUTBOUND,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from smtplogscan import timeline as timeline_mod
 from smtplogscan.causes import Cause, by_id
@@ -27,7 +28,12 @@ SPREAD_PEERS = 5
 # Kinds where the peer told us it refused our offer: from one peer, that peer's
 # policy is strict or old; from many unrelated peers, our side is the odd one.
 _SPREAD_KINDS = frozenset(
-    {Kind.HANDSHAKE_ALERT, Kind.CERT_UNTRUSTED, Kind.NO_SHARED_CIPHER, Kind.PROTOCOL_VERSION}
+    {
+        Kind.HANDSHAKE_ALERT,
+        Kind.CERT_UNTRUSTED,
+        Kind.NO_SHARED_CIPHER,
+        Kind.PROTOCOL_VERSION,
+    }
 )
 NO_PEER = "(no peer)"
 
@@ -132,7 +138,9 @@ def _spread(events: pd.DataFrame) -> dict[str, int]:
     spread: dict[str, int] = {}
     for cause, group in events.groupby("cause"):
         groups = {
-            _unrelated(a, n) for a, n in zip(group["peer_addr"], group["peer_name"]) if a or n
+            _unrelated(a, n)
+            for a, n in zip(group["peer_addr"], group["peer_name"])
+            if a or n
         }
         spread[str(cause)] = len(groups)
     return spread
@@ -143,18 +151,26 @@ _PEER = ["peer_addr", "direction"]
 
 def _mode(events: pd.DataFrame, column: str) -> dict[tuple[str, str], str]:
     """Return the most frequent value of `column` for each peer and direction."""
-    counts = events.groupby([*_PEER, column], sort=False).size().rename("n").reset_index()
+    counts = (
+        events.groupby([*_PEER, column], sort=False).size().rename("n").reset_index()
+    )
     top = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates(_PEER)
-    return {(a, d): str(v) for a, d, v in zip(top["peer_addr"], top["direction"], top[column])}
+    return {
+        (a, d): str(v)
+        for a, d, v in zip(top["peer_addr"], top["direction"], top[column])
+    }
 
 
 def _tally(events: pd.DataFrame, column: str) -> dict[tuple[str, str], dict[str, int]]:
     """Return {value: count} of `column` for each peer and direction."""
     tallies: dict[tuple[str, str], dict[str, int]] = {}
-    for (addr, direction, value), n in events.groupby([*_PEER, column]).size().items():
+    sizes = events.groupby([*_PEER, column]).size()
+    for (addr, direction, value), n in cast(Iterable[tuple[Any, int]], sizes.items()):
         if value:
             tallies.setdefault((addr, direction), {})[str(value)] = int(n)
-    return {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in tallies.items()}
+    return {
+        k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in tallies.items()
+    }
 
 
 def _peers(
@@ -164,7 +180,11 @@ def _peers(
     causes: dict[str, Cause],
 ) -> list[dict[str, Any]]:
     ok = successes.groupby(_PEER)["count"].sum().to_dict() if len(successes) else {}
-    logged = set(successes["direction"] + "/" + successes["mta"]) if len(successes) else set()
+    logged = (
+        set(successes["direction"] + "/" + successes["mta"])
+        if len(successes)
+        else set()
+    )
     named = events[(events["peer_name"] != "") & (events["peer_name"] != "unknown")]
     names = _mode(named, "peer_name")
     mtas, cause_ids, details = (_mode(events, c) for c in ("mta", "cause", "detail"))
@@ -172,7 +192,7 @@ def _peers(
     seen = events.groupby(_PEER)["when"].agg(["size", "min", "max"])
 
     peers: list[dict[str, Any]] = []
-    for (addr, direction), row in seen.iterrows():
+    for (addr, direction), row in cast(Iterable[tuple[Any, Any]], seen.iterrows()):
         key = (addr, direction)
         mta, cause = mtas[key], causes[cause_ids[key]]
         failures, good = int(row["size"]), int(ok.get(key, 0))
@@ -186,7 +206,9 @@ def _peers(
                 "hosts": sorted(hosts.get(key, {})),
                 "failures": failures,
                 "successes": good,
-                "failure_rate": round(failures / (failures + good), 4) if rated else None,
+                "failure_rate": round(failures / (failures + good), 4)
+                if rated
+                else None,
                 "kinds": kinds.get(key, {}),
                 "outcomes": outcomes.get(key, {}),
                 "first_seen": _iso(row["min"]),
@@ -204,7 +226,11 @@ def _peers(
 
 def _kinds(events: pd.DataFrame) -> list[dict[str, Any]]:
     rows = [
-        {"kind": str(kind), "failures": len(group), "peers": group["peer_addr"].nunique()}
+        {
+            "kind": str(kind),
+            "failures": len(group),
+            "peers": group["peer_addr"].nunique(),
+        }
         for kind, group in events.groupby("kind")
     ]
     return sorted(rows, key=lambda r: (-r["failures"], r["kind"]))
@@ -217,7 +243,9 @@ def _causes(
     for cause_id, group in events.groupby("cause"):
         cause = causes[str(cause_id)]
         mtas = sorted(set(group["mta"]))
-        peers = sorted({n or a for n, a in zip(group["peer_name"], group["peer_addr"]) if n or a})
+        peers = sorted(
+            {n or a for n, a in zip(group["peer_name"], group["peer_addr"]) if n or a}
+        )
         culprit = _culprit(cause, spread.get(cause.id, 0))
         rows.append(
             {
@@ -304,7 +332,9 @@ def _notes(result: ScanResult, successes: pd.DataFrame) -> list[str]:
     for error in result.errors:
         notes.append(f"Not fully read: {error}")
     if result.skipped:
-        names = ", ".join(result.skipped[:5]) + (", …" if len(result.skipped) > 5 else "")
+        names = ", ".join(result.skipped[:5]) + (
+            ", …" if len(result.skipped) > 5 else ""
+        )
         notes.append(
             f"{len(result.skipped)} file(s) in the folders read are no log a grammar"
             f" knows and were skipped: {names}"

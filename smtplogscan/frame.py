@@ -75,8 +75,11 @@ def sort_events(events: Sequence[Event]) -> list[Event]:
 def _utc(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
+    times = [
+        t.astimezone(UTC) if t is not None else None for t in frame.pop("time_obj")
+    ]
     frame["when"] = pd.to_datetime(
-        [t.astimezone(UTC) if t is not None else None for t in frame.pop("time_obj")],
+        pd.Series(times, dtype=object, index=frame.index),
         utc=True,
     )
     return frame
@@ -110,5 +113,8 @@ def _counted(counter: Mapping[Any, int], fields: tuple[str, ...]) -> pd.DataFram
     hours = frame.pop("hour")
     # Hours repeat across peers: convert each distinct one once.
     utc = {h: h.astimezone(UTC) for h in set(hours) if h is not None}
-    frame["when"] = pd.to_datetime([utc.get(h) for h in hours], utc=True)
+    frame["when"] = pd.to_datetime(
+        pd.Series([utc.get(h) for h in hours], dtype=object, index=frame.index),
+        utc=True,
+    )
     return frame

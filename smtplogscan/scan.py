@@ -256,11 +256,15 @@ def new_result(options: Options) -> ScanResult:
     """An empty result with the time window (and baseline) of `options`."""
     result = ScanResult(since=options.since, until=options.until)
     if options.baseline is not None:
-        result.baseline = ScanResult(since=options.baseline[0], until=options.baseline[1])
+        result.baseline = ScanResult(
+            since=options.baseline[0], until=options.baseline[1]
+        )
     return result
 
 
-def scan_inputs(inputs: Sequence[Input], registry: Registry, options: Options) -> ScanResult:
+def scan_inputs(
+    inputs: Sequence[Input], registry: Registry, options: Options
+) -> ScanResult:
     """Scan `inputs` in this process, leaving bounces for the caller to settle."""
     result = new_result(options)
     scan_into(inputs, registry, options, result, None)
@@ -302,12 +306,12 @@ def settle_bounces(result: ScanResult) -> None:
     a parallel scan; linking them here gives the same answer either way.
     """
     last: dict[str, Event] = {}
-    by_source = sorted(
-        [*((line_order(e.source), 0, e) for e in result.events if e.queue_id),
-         *((line_order(b.source), 1, b) for b in result.bounces)],
-        key=lambda item: (item[0], item[1]),
-    )
-    for _, _, record in by_source:
+    in_order: list[tuple[tuple[str, int], int, Event | Delivery]] = [
+        *((line_order(e.source), 0, e) for e in result.events if e.queue_id),
+        *((line_order(b.source), 1, b) for b in result.bounces),
+    ]
+    in_order.sort(key=lambda item: (item[0], item[1]))
+    for _, _, record in in_order:
         if isinstance(record, Event):
             last[record.queue_id] = record
             continue

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from smtplogscan.errors import InputError
 
@@ -109,7 +109,8 @@ def open_input(source: Input) -> BinaryIO:
     """Open `source` for reading, decompressing gzip, bzip2 or xz by content."""
     try:
         if source.path is None:
-            raw: BinaryIO = io.BufferedReader(sys.stdin.buffer.raw, 1 << 20)  # type: ignore[attr-defined]
+            stdin = cast(io.BufferedReader, sys.stdin.buffer)
+            raw: BinaryIO = io.BufferedReader(stdin.raw, 1 << 20)
         else:
             raw = io.BufferedReader(io.FileIO(source.path, "r"), 1 << 20)
     except IsADirectoryError:
