@@ -72,6 +72,7 @@ class SyslogClock:
         self._given = year
         self._year: int | None = None  # the year of the last stamp read
         self._last: datetime | None = None  # the last stamp read, naive
+        self._day: tuple[int, int] | None = None  # see stamp()
 
     def stamp(self, month: str, day: int, clock: str) -> datetime:
         """Return the aware datetime of ``month day HH:MM:SS[.ffffff]``.
@@ -86,9 +87,16 @@ class SyslogClock:
             raise ValueError(f"no day {day} in any month")
         parts: _Parts = (number, day, *_clock(clock))
 
-        year = self._choose_year(parts)
+        if (number, day) == self._day and self._year is not None:
+            year = self._year  # the same day as the last stamp, well before the limit
+        else:
+            year = self._choose_year(parts)
         naive = datetime(year, *parts)  # raises for 29 February in a common year
         self._year, self._last = year, naive
+        # Most lines share the day of the one before: remember it when no stamp
+        # of that day can reach the limit, so the year need not be chosen again.
+        end_of_day = naive.replace(hour=23, minute=59, second=59)
+        self._day = (number, day) if end_of_day <= self._limit else None
         return localize(naive, self._zone)
 
     def _choose_year(self, parts: _Parts) -> int:
