@@ -127,6 +127,32 @@ JobsOpt = Annotated[
         "--jobs", "-j", min=1, help="Worker processes (default: one per core).", show_default=False
     ),
 ]
+
+
+class Engine(StrEnum):
+    LOCAL = "local"
+    DASK = "dask"
+
+
+EngineOpt = Annotated[
+    Engine,
+    typer.Option("--engine", help="Scan here (local) or as tasks on a Dask cluster."),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="With --engine dask: the scheduler's address (default: a local cluster).",
+    ),
+]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Add what the logs hold to this Parquet history (once per line), and "
+        "take --compare-to periods from it when it holds them.",
+    ),
+]
 MailToOpt = Annotated[
     list[str] | None,
     typer.Option("--mail-to", help="Mail the report to ADDR[,ADDR]; repeatable."),
@@ -254,6 +280,9 @@ def _run(
     window: Window | None = None,
     baseline: Window | None = None,
     jobs: int | None = None,
+    engine: Engine = Engine.LOCAL,
+    scheduler: str | None = None,
+    store: Path | None = None,
 ) -> ScanResult:
     from smtplogscan.parallel import default_jobs
 
@@ -265,6 +294,8 @@ def _run(
         zone=_zone(timezone),
         year=year,
         jobs=jobs or default_jobs(),
+        engine=str(engine),
+        scheduler=scheduler,
         **_limits(window, baseline),
     )
     if grammar is not None:
@@ -277,9 +308,33 @@ def _run(
         result = scan(_inputs(paths), registry, options, progress=meter)
     finally:
         meter.close()
+    if store is not None:
+        _store(store, _inputs(paths), registry, options, result)
     for error in result.errors:
         typer.echo(f"smtplogscan: {error}", err=True)
     return result
+
+
+def _store(
+    folder: Path,
+    paths: list[str],
+    registry: registry_mod.Registry,
+    options: Options,
+    result: ScanResult,
+) -> None:
+    """Add the new lines of the inputs to the history store."""
+    from smtplogscan import store
+    from smtplogscan.sources import expand
+
+    inputs, _ = expand(paths)  # the scan has reported those it could not find
+    added = store.append(folder, inputs, registry, options)
+    log.info(
+        "stored %d input(s): %d failures, %d TLS sessions, %d deliveries",
+        added.inputs, added.events, added.sessions, added.deliveries,
+    )  # fmt: skip
+    for name in added.skipped:
+        log.warning("%s: not stored: stdin can be read only once", name)
+    result.errors.extend(added.errors)
 
 
 def _write(chunks: Iterable[str], output: Path | None) -> None:
@@ -328,6 +383,9 @@ def report(
     compare_to: CompareToOpt = None,
     compare_inputs: CompareInputsOpt = None,
     jobs: JobsOpt = None,
+    engine: EngineOpt = Engine.LOCAL,
+    scheduler: SchedulerOpt = None,
+    store: StoreOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -344,11 +402,17 @@ def report(
     )  # fmt: skip
     window, period = _windows(since, until, compare_to, timezone)
     one_scan = period if not compare_inputs else None
-    result = _run(paths, grammar, grammar_path, year, timezone, window, one_scan, jobs)
+    result = _run(
+        paths, grammar, grammar_path, year, timezone, window, one_scan, jobs,
+        engine=engine, scheduler=scheduler, store=store,
+    )  # fmt: skip
+    if store is not None and period is not None and not compare_inputs:
+        _baseline_from_store(result, store, period)
     if compare_inputs:
         result.baseline = _run(
-            compare_inputs, grammar, grammar_path, year, timezone, period, jobs=jobs
-        )
+            compare_inputs, grammar, grammar_path, year, timezone, period, jobs=jobs,
+            engine=engine, scheduler=scheduler,
+        )  # fmt: skip
         result.errors.extend(result.baseline.errors)
     if utc:
         _to_utc(result)
@@ -393,6 +457,9 @@ def events(
     since: SinceOpt = None,
     until: UntilOpt = None,
     jobs: JobsOpt = None,
+    engine: EngineOpt = Engine.LOCAL,
+    scheduler: SchedulerOpt = None,
+    store: StoreOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -402,7 +469,10 @@ def events(
 
     _setup_logging(verbose, quiet, debug)
     window, _ = _windows(since, until, None, timezone)
-    result = _run(paths, grammar, grammar_path, year, timezone, window, jobs=jobs)
+    result = _run(
+        paths, grammar, grammar_path, year, timezone, window, jobs=jobs,
+        engine=engine, scheduler=scheduler, store=store,
+    )  # fmt: skip
     _write(iter_event_lines(sort_events(result.events), fmt.value, utc), output)
     if result.errors:
         raise typer.Exit(EXIT_INPUT)
@@ -514,6 +584,16 @@ def _comparison(
     if inputs:
         described["inputs"] = list(inputs)
     return between(result, result.baseline, window, compared, described)
+
+
+def _baseline_from_store(result: ScanResult, folder: Path, period: Window) -> None:
+    """Take the compared period from the store when it holds all of it."""
+    from smtplogscan import store
+
+    if not store.covers(folder, period.since, period.until):
+        log.info("the store lacks part of %s: compared with the logs", period.text)
+        return
+    result.baseline = store.load(folder, period.since, period.until)
 
 
 def _to_utc(result: ScanResult) -> None:

@@ -29,3 +29,7 @@ class UsageError(ScanError):
 
 class MailError(ScanError):
     """The report could not be handed to the mail server or to sendmail."""
+
+
+class StoreError(ScanError):
+    """The history store cannot be read or written."""

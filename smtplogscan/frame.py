@@ -75,8 +75,9 @@ def sort_events(events: Sequence[Event]) -> list[Event]:
 def _utc(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
+    # pandas turns None into NaT when the other times share one offset.
     times = [
-        t.astimezone(UTC) if t is not None else None for t in frame.pop("time_obj")
+        t.astimezone(UTC) if pd.notna(t) else None for t in frame.pop("time_obj")
     ]
     frame["when"] = pd.to_datetime(
         pd.Series(times, dtype=object, index=frame.index),

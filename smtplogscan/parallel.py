@@ -78,9 +78,9 @@ def scan_parallel(
         initargs=(tuple(str(p) for p in registry.paths),),
     ) as pool:
         for part, done in zip(
-            parts, pool.map(_run, parts, [options] * len(parts)), strict=True
+            parts, pool.map(run_part, parts, [options] * len(parts)), strict=True
         ):
-            _merge(result, done, part)
+            merge(result, done, part)
             if progress is not None:
                 progress(done.counts.bytes, done.counts.lines)
 
@@ -88,7 +88,7 @@ def scan_parallel(
 def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[Part]:
     """Cut inputs into parts: large plain files of splittable grammars in ranges."""
     for source in inputs:
-        size = _plain_size(source)
+        size = plain_size(source)
         if size < SPLIT_MIN or options.jobs < 2:
             yield Part(source)
             continue
@@ -101,7 +101,7 @@ def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[
             yield Part(source, start, end, grammar)
 
 
-def _plain_size(source: Input) -> int:
+def plain_size(source: Input) -> int:
     """The size of an uncompressed regular file; 0 for anything else."""
     if source.path is None or not source.path.is_file():
         return 0
@@ -151,15 +151,19 @@ def _start_worker(paths: tuple[str, ...]) -> None:
         _registry = load([Path(p) for p in paths])
 
 
-def _run(part: Part, options: Options) -> ScanResult:
-    assert _registry is not None
+def run_part(
+    part: Part, options: Options, registry: Registry | None = None
+) -> ScanResult:
+    """Scan one part in this process; `registry` defaults to the worker's."""
+    registry = registry or _registry
+    assert registry is not None
     solo = replace(options, jobs=1)
     if part.end is None:
-        return scan_inputs([part.source], _registry, solo)
+        return scan_inputs([part.source], registry, solo)
     result = new_result(solo)
     report = InputReport(part.source.name, part.grammar or "")
     try:
-        _scan_range(part, _registry, solo, report, result)
+        _scan_range(part, registry, solo, report, result)
     except ScanError as err:
         report.error = str(err)
         result.errors.append(err)
@@ -230,8 +234,12 @@ def _newlines(handle: BinaryIO, start: int, end: int) -> int:
     return total
 
 
-def _merge(result: ScanResult, part: ScanResult, where: Part) -> None:
-    """Add a part's findings to `result`; the ranges of one input become one input."""
+def merge(result: ScanResult, part: ScanResult, where: Part) -> None:
+    """Add a part's findings to `result`; the ranges of one input become one input.
+
+    `part` may hold several parts already merged, `where` being the first of
+    them: only its first input can continue the last input of `result`.
+    """
     result.events.extend(part.events)
     result.sessions.update(part.sessions)
     result.deliveries.update(part.deliveries)
@@ -240,10 +248,11 @@ def _merge(result: ScanResult, part: ScanResult, where: Part) -> None:
     result.skipped.extend(part.skipped)
     result.counts.add(part.counts)
     if result.baseline is not None and part.baseline is not None:
-        _merge(result.baseline, part.baseline, where)
-    for report in part.inputs:
+        merge(result.baseline, part.baseline, where)
+    for index, report in enumerate(part.inputs):
         last = result.inputs[-1] if result.inputs else None
-        if where.start > 0 and last is not None and last.name == report.name:
+        joins = index == 0 and where.start > 0
+        if joins and last is not None and last.name == report.name:
             last.counts.add(report.counts)  # the next range of the same file
             last.error = last.error or report.error
         else:

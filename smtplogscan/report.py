@@ -40,6 +40,10 @@ def clean(value: object) -> str:
 def csv_cell(value: object) -> str:
     """Return a CSV cell that no spreadsheet will evaluate as a formula."""
     text = "" if value is None else str(value)
+    # The csv module quotes a cell only for the characters of its line
+    # terminator ("\n"), while spreadsheets also end a row at a bare CR: a CR
+    # left unquoted would start a row, and a formula, of the log's choosing.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if text.startswith(_FORMULA_START):
         return "'" + text
     return text
@@ -205,6 +209,8 @@ def iter_event_lines(
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
+    if buffer.tell():  # no event at all: the header alone still says what it is
+        yield buffer.getvalue()
 
 
 #: The HTML report lists this many peers; the CSV and JSON reports list all.

@@ -225,6 +225,10 @@ class Options:
     baseline: tuple[datetime | None, datetime | None] | None = None
     #: Worker processes; 1 reads everything in this process.
     jobs: int = 1
+    #: ``local`` (this machine's processes) or ``dask`` (tasks on a Dask cluster).
+    engine: str = "local"
+    #: The Dask scheduler's address; None starts a local cluster of `jobs` workers.
+    scheduler: str | None = None
 
 
 def scan(
@@ -240,7 +244,11 @@ def scan(
     result = new_result(options)
     inputs, errors = expand(paths)
     result.errors.extend(errors)
-    if options.jobs > 1 and len(inputs) > 0 and not any(i.is_stdin for i in inputs):
+    if options.engine == "dask" and inputs:
+        from smtplogscan.dask_engine import scan_dask
+
+        scan_dask(inputs, registry, options, result)
+    elif options.jobs > 1 and len(inputs) > 0 and not any(i.is_stdin for i in inputs):
         from smtplogscan.parallel import scan_parallel
 
         scan_parallel(inputs, registry, options, result, progress)

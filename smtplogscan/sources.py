@@ -43,13 +43,19 @@ class Input:
     #: Found by walking a folder rather than named: one that is no mail log is
     #: skipped, not an error.
     found: bool = False
+    #: Set for an input named by URL and read through fsspec (see `remote`).
+    url: str = ""
 
     @property
     def is_stdin(self) -> bool:
-        return self.path is None
+        return self.path is None and not self.url
 
     def mtime(self) -> datetime:
         """When the input was last written to; now for stdin."""
+        if self.url:
+            from smtplogscan import remote
+
+            return remote.modified(self.url)
         if self.path is None:
             return datetime.now(UTC)
         return datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
@@ -59,11 +65,18 @@ def expand(paths: Iterable[str]) -> tuple[list[Input], list[InputError]]:
     """Turn command-line paths into inputs; name those that cannot be read."""
     inputs: list[Input] = []
     errors: list[InputError] = []
+    from smtplogscan import remote
+
     for given in paths:
         if given == STDIN:
             inputs.append(Input("<stdin>", None))
             continue
-        path = Path(given)
+        if remote.is_url(given) and remote.local_path(given) is None:
+            found, failed = remote.expand_url(given)
+            inputs.extend(found)
+            errors.extend(failed)
+            continue
+        path = Path(remote.local_path(given) or given)
         if path.is_dir():
             inputs.extend(
                 Input(str(p), p, True) for p in rotation_order(_files_in(path))
@@ -107,6 +120,8 @@ def rotation_order(files: Iterable[Path]) -> list[Path]:
 
 def open_input(source: Input) -> BinaryIO:
     """Open `source` for reading, decompressing gzip, bzip2 or xz by content."""
+    if source.url:
+        return _open_url(source)
     try:
         if source.path is None:
             stdin = cast(io.BufferedReader, sys.stdin.buffer)
@@ -123,6 +138,19 @@ def open_input(source: Input) -> BinaryIO:
     except OSError as err:
         raw.close()
         raise InputError(f"{source.name}: cannot read: {err.strerror or err}") from None
+    return decompress(raw, head)
+
+
+def _open_url(source: Input) -> BinaryIO:
+    from smtplogscan import remote
+
+    raw = remote.open_url(source.url)
+    try:
+        head = raw.read(6)
+        raw.seek(0)  # fsspec's files seek, by ranged reads when remote
+    except OSError as err:
+        raw.close()
+        raise InputError(f"{source.name}: cannot read: {err}") from None
     return decompress(raw, head)
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 #: How many examples the long run gives to a test of each weight.
-LONG_EXAMPLES = {"fast": 30_000, "slow": 4_000}
+LONG_EXAMPLES = {"fast": 12_500, "slow": 1_500}
 CI_EXAMPLES = {"fast": 200, "slow": 60}
 _SLOW_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large]
 

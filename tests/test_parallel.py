@@ -34,7 +34,7 @@ def _in_parts(path: Path, cuts: list[int], grammars, options: Options):
     source = Input(str(path), path)
     for start, end in zip(cuts, cuts[1:], strict=False):
         part = parallel.Part(source, start, end, "postfix")
-        parallel._merge(result, parallel._run(part, options), part)
+        parallel.merge(result, parallel.run_part(part, options), part)
     settle_bounces(result)
     return result
 

@@ -1,0 +1,79 @@
+"""A scan as Dask tasks gives the same report as the local engine, byte for byte.
+
+The cluster runs its workers as threads of this process (processes=False): it
+starts in a fraction of a second, and the workers see the lowered SPLIT_MIN.
+The code path of a task is the same as on a cluster of processes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from smtplogscan import Options, cli, parallel
+from smtplogscan.sources import Input
+
+from .conftest import SAMPLES
+
+distributed = pytest.importorskip("distributed")
+
+REAL = SAMPLES / "postfix" / "real-debian-openssl3.log"
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,  # inproc:// - no socket at all
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _report(*args: str) -> str:
+    result = CliRunner().invoke(
+        cli.app, ["report", "--format", "json", "--timezone", "UTC", *args]
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_sample_logs_give_the_same_report(scheduler):
+    local = _report("--jobs", "1", str(SAMPLES))
+    dask = _report("--engine", "dask", "--scheduler", scheduler, str(SAMPLES))
+    assert dask == local
+    assert '"failures"' in dask
+
+
+def test_a_file_cut_into_ranges_gives_the_same_report(scheduler, monkeypatch, grammars):
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    monkeypatch.setattr(parallel, "OVERLAP", 4096)
+    inputs = (str(REAL), str(SAMPLES / "exim"), str(REAL))
+    parts = list(parallel.plan([Input(str(REAL), REAL)], grammars, Options(jobs=2)))
+    assert len(parts) == 2  # as for the cluster's two threads: cut in two
+    local = _report("--jobs", "1", *inputs)
+    dask = _report("--engine", "dask", "--scheduler", scheduler, *inputs)
+    assert dask == local
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed"
+)
+def test_a_missing_filesystem_package_is_named_and_the_rest_is_read(scheduler):
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "report", "--format", "json", "--engine", "dask",
+            "--scheduler", scheduler,
+            "s3://bucket/mail.log", f"file://{REAL}",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "s3://bucket/mail.log: reading s3:// URLs needs the package s3fs" in (
+        result.stderr
+    )
+    assert '"failures"' in result.stdout
