@@ -40,10 +40,25 @@ def main() -> int:
     started = time.monotonic()
     runs = {
         name: subprocess.Popen(
-            ["nice", "-n", "10", sys.executable, "-m", "pytest", "-q",
-             "-p", "no:cacheprovider", "--hypothesis-show-statistics",
-             "tests/test_fuzz.py", "-k", selection],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                "nice",
+                "-n",
+                "10",
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--hypothesis-show-statistics",
+                "tests/test_fuzz.py",
+                "-k",
+                selection,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
         for name, selection in GROUPS.items()

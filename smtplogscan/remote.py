@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -38,7 +39,7 @@ def local_path(url: str) -> str | None:
 
 def expand_url(url: str) -> tuple[list[Input], list[InputError]]:
     """Turn a URL (a file, a folder or a glob) into inputs."""
-    from smtplogscan.sources import Input
+    from smtplogscan.sources import Input, rotation_order
 
     try:
         fs, path = _filesystem(url)
@@ -56,7 +57,11 @@ def expand_url(url: str) -> tuple[list[Input], list[InputError]]:
         return [], [err]
     except OSError as err:  # fsspec raises OSError subclasses for remote faults
         return [], [InputError(f"{url}: cannot list: {err}")]
-    urls = [url] if found == [path] else [fs.unstrip_protocol(p) for p in found]
+    if found == [path]:
+        return [Input(url, None, url=url)], []
+    # Oldest rotation first, as for a local folder; the paths are only named.
+    ordered = rotation_order(Path(p) for p in found)
+    urls = [fs.unstrip_protocol(p.as_posix()) for p in ordered]
     return [Input(u, None, url=u) for u in urls], []
 
 

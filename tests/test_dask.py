@@ -2,12 +2,16 @@
 
 The cluster runs its workers as threads of this process (processes=False): it
 starts in a fraction of a second, and the workers see the lowered SPLIT_MIN.
-The code path of a task is the same as on a cluster of processes.
+The code path of a task is the same as on a cluster of processes; one test
+runs the command line on a local cluster of real worker processes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -77,3 +81,47 @@ def test_a_missing_filesystem_package_is_named_and_the_rest_is_read(scheduler):
         result.stderr
     )
     assert '"failures"' in result.stdout
+
+
+def test_urls_are_read_through_fsspec(scheduler):
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    folder = SAMPLES / "exim"
+    for path in sorted(folder.glob("*.log")):
+        memory.pipe(f"/smtplogscan-test/{path.name}", path.read_bytes())
+    try:
+        local = json.loads(_report("--jobs", "1", str(folder)))
+        remote = json.loads(
+            _report(
+                "--engine",
+                "dask",
+                "--scheduler",
+                scheduler,
+                "memory://smtplogscan-test/",
+            )
+        )
+    finally:
+        memory.rm("/smtplogscan-test", recursive=True)
+    assert [i["name"].rpartition("/")[2] for i in remote["inputs"]] == [
+        i["name"].rpartition("/")[2] for i in local["inputs"]
+    ]
+    assert all(i["name"].startswith("memory://") for i in remote["inputs"])
+    for field in ("totals", "peers", "kinds", "causes"):
+        assert remote[field] == local[field]
+
+
+def test_a_local_cluster_of_processes_gives_the_same_report():
+    # The real thing: worker processes that load the grammars themselves.
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "smtplogscan", "report", "-f", "json", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    paths = [str(SAMPLES / "exim"), str(REAL)]
+    assert run("--engine", "dask", "--jobs", "2", *paths) == run("--jobs", "1", *paths)

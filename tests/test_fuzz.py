@@ -62,7 +62,9 @@ def _sample_files() -> dict[Path, list[bytes]]:
     files = sorted(
         p
         for p in SAMPLES.rglob("*")
-        if p.is_file() and "expected" not in p.name and p.suffix in {".log", ".LOG", ".json"}
+        if p.is_file()
+        and "expected" not in p.name
+        and p.suffix in {".log", ".LOG", ".json"}
     )
     return {p: p.read_bytes().splitlines() for p in files}
 

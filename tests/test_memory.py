@@ -217,7 +217,10 @@ def test_a_50_mb_line_without_newline_is_not_buffered(tmp_path: Path) -> None:
     peak_endless, done = peak_kib(*base, str(endless))
     assert done.returncode == 0, done.stderr
     # Two or three blocks in flight at most, never the line.
-    assert peak_endless - peak_short < 4 * BLOCK_SIZE // 1024, (peak_short, peak_endless)
+    assert peak_endless - peak_short < 4 * BLOCK_SIZE // 1024, (
+        peak_short,
+        peak_endless,
+    )
 
 
 @pytest.mark.xfail(
@@ -236,7 +239,10 @@ def test_a_long_line_is_not_buffered_when_a_file_is_split(tmp_path: Path) -> Non
     peak_short, _ = peak_kib(*base, str(short))
     peak_endless, done = peak_kib(*base, str(endless))
     assert done.returncode == 0, done.stderr
-    assert peak_endless - peak_short < 4 * BLOCK_SIZE // 1024, (peak_short, peak_endless)
+    assert peak_endless - peak_short < 4 * BLOCK_SIZE // 1024, (
+        peak_short,
+        peak_endless,
+    )
 
 
 # -- long lines are cut and counted, and the lines around them kept -----------------
