@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -70,7 +71,9 @@ def main() -> int:
         try:
             outputs[name], _ = proc.communicate(timeout=left)
         except subprocess.TimeoutExpired:
-            proc.terminate()
+            # SIGINT, not SIGTERM: pytest then still prints the statistics of
+            # the tests that finished.
+            proc.send_signal(signal.SIGINT)
             outputs[name], _ = proc.communicate()
             outputs[name] += "\n[stopped: time limit reached]\n"
         status = status or proc.returncode or 0

@@ -20,7 +20,8 @@ from smtplogscan.records import (
     Record,
     Success,
 )
-from smtplogscan.scan import Options, ScanResult, scan
+from smtplogscan.results import ScanResult
+from smtplogscan.scan import Options, scan
 from smtplogscan.timestamps import SyslogClock, parse_iso
 
 __version__ = "0.1.0"

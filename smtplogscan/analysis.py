@@ -17,7 +17,7 @@ from smtplogscan import timeline as timeline_mod
 from smtplogscan.causes import Cause, by_id
 from smtplogscan.frame import deliveries_frame, events_frame, sessions_frame
 from smtplogscan.records import Culprit, Kind
-from smtplogscan.scan import ScanResult
+from smtplogscan.results import ScanResult
 from smtplogscan.timestamps import local_zone
 
 if TYPE_CHECKING:

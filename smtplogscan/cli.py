@@ -26,7 +26,8 @@ from smtplogscan import window as window_mod
 from smtplogscan.errors import MailError, ScanError, UsageError
 from smtplogscan.frame import sort_events
 from smtplogscan.progress import Meter
-from smtplogscan.scan import Options, ScanResult, scan
+from smtplogscan.results import ScanResult
+from smtplogscan.scan import Options, scan
 from smtplogscan.window import Window
 
 EXIT_INPUT = 1

@@ -15,7 +15,7 @@ from smtplogscan.timeline import peer_label
 if TYPE_CHECKING:
     import pandas as pd
 
-    from smtplogscan.scan import ScanResult
+    from smtplogscan.results import ScanResult
     from smtplogscan.window import Window
 
 #: A peer is worse (better) when its failures are this many times as many

@@ -24,7 +24,8 @@ from typing import Any
 from smtplogscan import parallel
 from smtplogscan.errors import ScanError, UsageError
 from smtplogscan.registry import Registry, load
-from smtplogscan.scan import Options, ScanResult
+from smtplogscan.results import ScanResult
+from smtplogscan.scan import Options
 from smtplogscan.sources import Input
 
 log = logging.getLogger(__name__)

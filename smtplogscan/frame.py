@@ -11,7 +11,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from smtplogscan.records import Event
-from smtplogscan.scan import DeliveryKey, SessionKey
+from smtplogscan.results import DeliveryKey, SessionKey
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,9 +76,7 @@ def _utc(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     # pandas turns None into NaT when the other times share one offset.
-    times = [
-        t.astimezone(UTC) if pd.notna(t) else None for t in frame.pop("time_obj")
-    ]
+    times = [t.astimezone(UTC) if pd.notna(t) else None for t in frame.pop("time_obj")]
     frame["when"] = pd.to_datetime(
         pd.Series(times, dtype=object, index=frame.index),
         utc=True,

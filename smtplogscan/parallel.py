@@ -20,14 +20,12 @@ from typing import BinaryIO
 
 from smtplogscan.errors import FormatError, ScanError
 from smtplogscan.grammar import Stream
+from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry, load
+from smtplogscan.results import Counts, InputReport, ScanResult
 from smtplogscan.scan import (
     BLOCK_SIZE,
-    Counts,
-    InputReport,
-    LineReader,
     Options,
-    ScanResult,
     detect,
     new_result,
     scan_inputs,

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smtplogscan import frame
+from smtplogscan.reader import line_of
 from smtplogscan.records import Culprit, Direction, Event, Kind, Outcome, Peer
-from smtplogscan.scan import DeliveryKey, SessionKey, line_of
+from smtplogscan.results import DeliveryKey, SessionKey
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -49,19 +49,16 @@ from typing import Any
 from smtplogscan import parallel, parquet
 from smtplogscan.errors import FormatError, ScanError, StoreError, UsageError
 from smtplogscan.grammar import Stream
+from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry
-from smtplogscan.scan import (
-    BLOCK_SIZE,
+from smtplogscan.results import (
     Counts,
     DeliveryKey,
-    LineReader,
-    Options,
     ScanResult,
     SessionKey,
-    detect,
-    new_result,
     settle_bounces,
 )
+from smtplogscan.scan import BLOCK_SIZE, Options, detect, new_result
 from smtplogscan.sources import Input, open_input, rotation_order
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import pytest
 
 from smtplogscan import Event, Grammar, ScanResult, Stream, scan
 from smtplogscan.registry import load
-from smtplogscan.scan import settle_bounces
+from smtplogscan.results import settle_bounces
 
 from .conftest import SAMPLES
 

@@ -6,9 +6,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from smtplogscan.grammars import exchange
-from smtplogscan.grammars.exchange import ExchangeGrammar
-from smtplogscan.grammars.exchange_tracking import ExchangeTrackingGrammar
 
 from smtplogscan import (
     Direction,
@@ -20,6 +17,9 @@ from smtplogscan import (
     scan,
 )
 from smtplogscan.causes import catalogue, classify
+from smtplogscan.grammars import exchange
+from smtplogscan.grammars.exchange import ExchangeGrammar
+from smtplogscan.grammars.exchange_tracking import ExchangeTrackingGrammar
 
 from .conftest import CORPUS, SAMPLES
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from smtplogscan.grammars.exim import EximGrammar
 
 from smtplogscan import (
     Delivery,
@@ -17,6 +16,7 @@ from smtplogscan import (
     Stream,
     Success,
 )
+from smtplogscan.grammars.exim import EximGrammar
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_logs" / "exim"

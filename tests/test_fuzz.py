@@ -35,6 +35,7 @@ from smtplogscan.analysis import analyse
 from smtplogscan.errors import ScanError
 from smtplogscan.frame import sort_events
 from smtplogscan.grammar import Stream
+from smtplogscan.reader import MAX_LINE, TLS_WORDS
 from smtplogscan.records import Delivery, Event, Success
 from smtplogscan.report import (
     iter_event_lines,
@@ -43,7 +44,6 @@ from smtplogscan.report import (
     render_json,
     render_text,
 )
-from smtplogscan.scan import MAX_LINE, TLS_WORDS
 
 from .conftest import SAMPLES
 from .hypothesis_profiles import fuzz

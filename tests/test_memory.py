@@ -21,8 +21,9 @@ import pytest
 from smtplogscan import Grammar, Options, Record, registry, scan
 from smtplogscan.grammar import Stream
 from smtplogscan.grammars import exchange, exim, postfix
+from smtplogscan.reader import MAX_LINE
 from smtplogscan.registry import Registry
-from smtplogscan.scan import BLOCK_SIZE, MAX_LINE
+from smtplogscan.scan import BLOCK_SIZE
 
 STREAM = Stream("mem.log", datetime(2026, 12, 31, tzinfo=UTC))
 

@@ -14,7 +14,8 @@ import pytest
 
 from smtplogscan import Options, parallel, scan
 from smtplogscan.frame import event_row, sort_events
-from smtplogscan.scan import new_result, settle_bounces
+from smtplogscan.results import settle_bounces
+from smtplogscan.scan import new_result
 from smtplogscan.sources import Input
 
 from .conftest import SAMPLES
