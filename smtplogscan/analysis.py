@@ -139,7 +139,7 @@ def _spread(events: pd.DataFrame) -> dict[str, int]:
     for cause, group in events.groupby("cause"):
         groups = {
             _unrelated(a, n)
-            for a, n in zip(group["peer_addr"], group["peer_name"])
+            for a, n in zip(group["peer_addr"], group["peer_name"], strict=True)
             if a or n
         }
         spread[str(cause)] = len(groups)
@@ -157,7 +157,7 @@ def _mode(events: pd.DataFrame, column: str) -> dict[tuple[str, str], str]:
     top = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates(_PEER)
     return {
         (a, d): str(v)
-        for a, d, v in zip(top["peer_addr"], top["direction"], top[column])
+        for a, d, v in zip(top["peer_addr"], top["direction"], top[column], strict=True)
     }
 
 
@@ -244,7 +244,11 @@ def _causes(
         cause = causes[str(cause_id)]
         mtas = sorted(set(group["mta"]))
         peers = sorted(
-            {n or a for n, a in zip(group["peer_name"], group["peer_addr"]) if n or a}
+            {
+                n or a
+                for n, a in zip(group["peer_name"], group["peer_addr"], strict=True)
+                if n or a
+            }
         )
         culprit = _culprit(cause, spread.get(cause.id, 0))
         rows.append(
@@ -314,7 +318,8 @@ def _notes(result: ScanResult, successes: pd.DataFrame) -> list[str]:
     counts = result.counts
     if counts.unmatched:
         notes.append(
-            f"{counts.unmatched} TLS-looking line(s) matched no rule; examples are listed"
+            f"{counts.unmatched} TLS-looking line(s) matched no rule;"
+            " examples are listed"
             " under 'unmatched lines'."
         )
     for mta in sorted({i.mta for i in result.inputs if i.mta}):
@@ -322,7 +327,8 @@ def _notes(result: ScanResult, successes: pd.DataFrame) -> list[str]:
             continue
         if mta == "postfix":
             notes.append(
-                "No successful TLS sessions are logged by Postfix, so there is no failure"
+                "No successful TLS sessions are logged by Postfix,"
+                " so there is no failure"
                 " rate: set smtpd_tls_loglevel = 1 and smtp_tls_loglevel = 1."
             )
         else:

@@ -43,7 +43,7 @@ log = logging.getLogger("smtplogscan")
 
 app = typer.Typer(
     name="smtplogscan",
-    help="Find failed TLS handshakes in mail-server logs, and say why and who must act.",
+    help="Find failed TLS handshakes in mail logs, and say why and who must act.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -75,18 +75,23 @@ Paths = Annotated[
     ),
 ]
 GrammarOpt = Annotated[
-    str | None, typer.Option("--grammar", "-g", help="Read every input with this grammar.")
+    str | None,
+    typer.Option("--grammar", "-g", help="Read every input with this grammar."),
 ]
 GrammarPath = Annotated[
     list[Path] | None,
-    typer.Option("--grammar-path", help="A folder of grammar plugins (*.py); repeatable."),
+    typer.Option(
+        "--grammar-path", help="A folder of grammar plugins (*.py); repeatable."
+    ),
 ]
 YearOpt = Annotated[
     int | None, typer.Option("--year", help="Year of syslog stamps that carry none.")
 ]
 ZoneOpt = Annotated[
     str | None,
-    typer.Option("--timezone", help="IANA zone of stamps without an offset (default: local)."),
+    typer.Option(
+        "--timezone", help="IANA zone of stamps without an offset (default: local)."
+    ),
 ]
 UtcOpt = Annotated[bool, typer.Option("--utc", help="Print times in UTC.")]
 _WHEN = "an ISO date or time, a span back from now (30m, 24h, 7d), today or yesterday"
@@ -119,13 +124,19 @@ CompareInputsOpt = Annotated[
     list[str] | None,
     typer.Option("--compare-inputs", help="Compare with these logs; repeatable."),
 ]
-VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")]
+VerboseOpt = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 JobsOpt = Annotated[
     int | None,
     typer.Option(
-        "--jobs", "-j", min=1, help="Worker processes (default: one per core).", show_default=False
+        "--jobs",
+        "-j",
+        min=1,
+        help="Worker processes (default: one per core).",
+        show_default=False,
     ),
 ]
 
@@ -205,7 +216,9 @@ QuietIfEmptyOpt = Annotated[
 FailOnOpt = Annotated[
     int | None,
     typer.Option(
-        "--fail-on", min=1, help="Exit with status 3 when N or more failures were found."
+        "--fail-on",
+        min=1,
+        help="Exit with status 3 when N or more failures were found.",
     ),
 ]
 
@@ -222,7 +235,9 @@ def _setup_logging(verbose: int, quiet: bool, debug: bool) -> None:
     level = logging.ERROR if quiet else logging.WARNING
     if verbose or debug:
         level = logging.DEBUG if verbose > 1 or debug else logging.INFO
-    logging.basicConfig(level=level, format="smtplogscan: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="smtplogscan: %(message)s", stream=sys.stderr
+    )
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -231,7 +246,9 @@ def _zone(name: str | None) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)") from None
+        raise UsageError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
+        ) from None
 
 
 def _inputs(paths: list[str] | None) -> list[str]:
@@ -355,7 +372,8 @@ def report(
         ReportFormat, typer.Option("--format", "-f", help="Report format.")
     ] = ReportFormat.TEXT,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file, not stdout."),
     ] = None,
     template_dir: Annotated[
         Path | None,
@@ -445,10 +463,12 @@ def report(
 def events(
     paths: Paths = None,
     fmt: Annotated[
-        EventFormat, typer.Option("--format", "-f", help="One event per line, as JSON or CSV.")
+        EventFormat,
+        typer.Option("--format", "-f", help="One event per line, as JSON or CSV."),
     ] = EventFormat.JSONL,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file, not stdout."),
     ] = None,
     grammar: GrammarOpt = None,
     grammar_path: GrammarPath = None,
@@ -493,7 +513,9 @@ def grammars(
     registry = registry_mod.load(grammar_path or [])
     for name, loaded in sorted(registry.grammars.items()):
         grammar = loaded.grammar
-        typer.echo(f"{clean(name)}  ({clean(grammar.mta)})  {clean(grammar.description)}")
+        typer.echo(
+            f"{clean(name)}  ({clean(grammar.mta)})  {clean(grammar.description)}"
+        )
         typer.echo(f"    formats: {clean(', '.join(grammar.formats))}")
         typer.echo(f"    from:    {clean(loaded.origin)}")
     for failure in registry.failures:
@@ -637,7 +659,8 @@ def main() -> None:
         if _debug:
             raise
         typer.echo(
-            f"smtplogscan: internal error: {type(err).__name__}: {err} (run with --debug)",
+            f"smtplogscan: internal error: {type(err).__name__}: {err}"
+            " (run with --debug)",
             err=True,
         )
         sys.exit(70)

@@ -9,9 +9,9 @@ The engine calls `feed` only for lines that contain one of the grammar's
 `prefilter` literals or the words ``TLS`` or ``SSL``; every other line is counted
 and never leaves the byte buffer. A grammar that needs an ordinary line for a
 while (the delivery that follows a failed handshake) says so with `watch`, and
-the engine feeds the lines that hold that literal too until `unwatch`. A line that `feed` answers with None was not
-understood: when it looks like TLS, it is counted as unmatched and shown in the
-report, so that a new wording is noticed.
+the engine feeds the lines that hold that literal too until `unwatch`. A line
+that `feed` answers with None was not understood: when it looks like TLS, it is
+counted as unmatched and shown in the report, so that a new wording is noticed.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def _files_in(folder: Path) -> list[Path]:
 
 
 def rotation_order(files: Iterable[Path]) -> list[Path]:
-    """Order rotated logs oldest first: ``mail.log.2.gz``, ``mail.log.1``, ``mail.log``."""
+    """Order rotated logs oldest first: ``mail.log.2.gz``, ``mail.log.1``, then
+    ``mail.log``."""
 
     def age(path: Path) -> tuple[str, str, int, int]:
         match = _ROTATED.match(path.name)
