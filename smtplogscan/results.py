@@ -77,6 +77,9 @@ class DeliveryKey(NamedTuple):
     hour: datetime | None
 
 
+_new_tuple = tuple.__new__
+
+
 class _Hours:
     """Floor times to the hour, remembering the last one: grammars hand the same
     datetime object to every line of one stamp."""
@@ -145,8 +148,11 @@ class ScanResult:
                 self.events.append(record)
             elif isinstance(record, Success):
                 peer = record.peer
-                self.sessions[
-                    SessionKey(
+                # tuple.__new__ skips the Python-level constructor of a
+                # NamedTuple: this runs once per mail.
+                key = _new_tuple(
+                    SessionKey,
+                    (
                         record.host,
                         record.mta,
                         str(record.direction),
@@ -155,8 +161,9 @@ class ScanResult:
                         record.protocol,
                         record.cipher,
                         self._hour(record.time),
-                    )
-                ] += 1
+                    ),
+                )
+                self.sessions[key] += 1
             elif record.status is Outcome.BOUNCED and record.queue_id:
                 self.bounces.append(record)
             else:

@@ -73,6 +73,7 @@ class SyslogClock:
         self._year: int | None = None  # the year of the last stamp read
         self._last: datetime | None = None  # the last stamp read, naive
         self._day: tuple[int, int] | None = None  # see stamp()
+        self._offsets: dict[tuple[int, ...], tzinfo | None] = {}
 
     def stamp(self, month: str, day: int, clock: str) -> datetime:
         """Return the aware datetime of ``month day HH:MM:SS[.ffffff]``.
@@ -97,7 +98,16 @@ class SyslogClock:
         # of that day can reach the limit, so the year need not be chosen again.
         end_of_day = naive.replace(hour=23, minute=59, second=59)
         self._day = (number, day) if end_of_day <= self._limit else None
-        return localize(naive, self._zone)
+        if self._zone is not None:
+            return naive.replace(tzinfo=self._zone)
+        # The machine's zone gives a fixed offset per hour (its changes fall on
+        # the hour): ask it once an hour, not once a line.
+        hour = (year, *parts[:3])
+        offset = self._offsets.get(hour)
+        if offset is None:
+            offset = naive.astimezone().tzinfo
+            self._offsets = {hour: offset}
+        return naive.replace(tzinfo=offset)
 
     def _choose_year(self, parts: _Parts) -> int:
         if self._year is None or self._last is None:
