@@ -333,6 +333,11 @@ def _notes(result: ScanResult, successes: pd.DataFrame) -> list[str]:
             )
         else:
             notes.append(f"No successful TLS sessions were found in the {mta} logs.")
+    if counts.evicted:
+        notes.append(
+            f"{counts.evicted} handshake(s) or session(s) never completed and were let"
+            " go to keep memory bounded; their lines may be missing from the counts."
+        )
     if counts.cut_lines:
         notes.append(f"{counts.cut_lines} over-long line(s) were cut to 64 KiB.")
     for error in result.errors:

@@ -26,6 +26,7 @@ from smtplogscan import window as window_mod
 from smtplogscan.errors import MailError, ScanError, UsageError
 from smtplogscan.frame import sort_events
 from smtplogscan.progress import Meter
+from smtplogscan.report import clean
 from smtplogscan.results import ScanResult
 from smtplogscan.scan import Options, scan
 from smtplogscan.window import Window
@@ -329,7 +330,7 @@ def _run(
     if store is not None:
         _store(store, _inputs(paths), registry, options, result)
     for error in result.errors:
-        typer.echo(f"smtplogscan: {error}", err=True)
+        typer.echo(f"smtplogscan: {clean(error)}", err=True)
     return result
 
 
@@ -360,9 +361,13 @@ def _write(chunks: Iterable[str], output: Path | None) -> None:
         with output.open("w", encoding="utf-8") as handle:
             handle.writelines(chunks)
         return
-    for chunk in chunks:
-        sys.stdout.write(chunk)
-    sys.stdout.flush()
+    try:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
 
 
 @app.command()
@@ -627,18 +632,22 @@ def _to_utc(result: ScanResult) -> None:
             event.time = event.time.astimezone(UTC)
 
 
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): keep Python quiet when it flushes stdout."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main() -> None:
     """Run the command line; turn errors into one line on stderr and a status."""
     try:
         status = app(standalone_mode=False)
+        if status == EXIT_INTERRUPTED:  # typer turns Ctrl-C into this, silently
+            typer.echo("smtplogscan: interrupted", err=True)
         sys.exit(status if isinstance(status, int) else 0)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except BrokenPipeError:
-        # The reader went away (| head): stop quietly, and keep Python from
-        # complaining when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         sys.exit(0)
     except KeyboardInterrupt:
         typer.echo("smtplogscan: interrupted", err=True)

@@ -64,6 +64,9 @@ class Grammar(ABC):
         self.follow: set[str] = set()
         #: Changes whenever `follow` does, so the engine notices cheaply.
         self.follow_version = 0
+        #: How much unfinished state (open handshakes, sessions) the grammar let
+        #: go to keep memory bounded; reported in the coverage notes.
+        self.evicted = 0
 
     def watch(self, literal: str) -> None:
         """Have the engine feed lines that hold `literal`, from the next line on."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -69,18 +70,26 @@ def scan_parallel(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=options.jobs,
         mp_context=context,
         initializer=_start_worker,
         initargs=(tuple(str(p) for p in registry.paths),),
-    ) as pool:
-        for part, done in zip(
-            parts, pool.map(run_part, parts, [options] * len(parts)), strict=True
-        ):
+    )
+    try:
+        done_parts = pool.map(run_part, parts, [options] * len(parts))
+        for part, done in zip(parts, done_parts, strict=True):
             merge(result, done, part)
             if progress is not None:
                 progress(done.counts.bytes, done.counts.lines)
+    except BaseException:
+        # Ctrl-C, or a worker that died: stop the others now rather than let
+        # them read to the end of their parts.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[Part]:
@@ -133,7 +142,7 @@ def _cuts(source: Input, size: int, pieces: int) -> list[int]:
     with source.path.open("rb") as handle:
         for n in range(1, pieces):
             handle.seek(size * n // pieces)
-            handle.readline()  # to the start of the next line
+            _skip_line(handle)  # to the start of the next line
             cut = handle.tell()
             if cuts[-1] < cut < size:
                 cuts.append(cut)
@@ -142,6 +151,8 @@ def _cuts(source: Input, size: int, pieces: int) -> list[int]:
 
 
 def _start_worker(paths: tuple[str, ...]) -> None:
+    # Ctrl-C goes to the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _registry
     if _registry is None:  # spawned rather than forked
         from pathlib import Path
@@ -205,10 +216,8 @@ def _scan_range(
     counts = report.counts
     counts.lines, counts.bytes = hi - lo, part.end - part.start
     counts.candidates, counts.unmatched = scratch.candidates, scratch.unmatched
-    counts.cut_lines, counts.unmatched_examples = (
-        scratch.cut_lines,
-        scratch.unmatched_examples,
-    )
+    counts.cut_lines, counts.evicted = scratch.cut_lines, scratch.evicted
+    counts.unmatched_examples = scratch.unmatched_examples
 
 
 def _line_start(handle: BinaryIO, offset: int) -> int:
@@ -216,8 +225,22 @@ def _line_start(handle: BinaryIO, offset: int) -> int:
     if offset == 0:
         return 0
     handle.seek(offset - 1)
-    handle.readline()
+    _skip_line(handle)
     return int(handle.tell())
+
+
+def _skip_line(handle: BinaryIO) -> None:
+    """Move past the next newline, reading a piece at a time, never a whole line:
+    a log can hold a line of hundreds of megabytes."""
+    while True:
+        start = handle.tell()
+        piece = handle.read(1 << 16)
+        if not piece:
+            return
+        end = piece.find(b"\n")
+        if end >= 0:
+            handle.seek(start + end + 1)
+            return
 
 
 def _newlines(handle: BinaryIO, start: int, end: int) -> int:

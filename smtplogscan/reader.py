@@ -66,18 +66,19 @@ class LineReader:
         if end == 0:
             self._carry = self._bound(data)
             return
+        self._lines(data, end)  # before the tail: a cut tail skips what follows it
         self._carry = self._bound(data[end:])
-        self._lines(data, end)
 
     def close(self) -> None:
         """Feed the last, unterminated line and let the grammar flush its state."""
         if self._closed:
             return
         self._closed = True
-        if self._carry:
+        if self._carry or self._skipping:  # a cut line ends with the stream
             self._lines(self._carry + b"\n", len(self._carry) + 1)
             self._carry = b""
         self._emit(self.grammar.finish())
+        self.counts.evicted += self.grammar.evicted
 
     def _bound(self, tail: bytes) -> bytes:
         # A line longer than MAX_LINE keeps its first MAX_LINE bytes; the rest
@@ -125,7 +126,10 @@ class LineReader:
             pos = start
             stop = data.find(b"\n", start, end)
             raw = data[start:stop]
-            if raw.endswith(b"\r"):
+            if len(raw) > MAX_LINE:  # a long line inside one block is cut too
+                raw = raw[:MAX_LINE]
+                counts.cut_lines += 1
+            elif raw.endswith(b"\r"):
                 raw = raw[:-1]
             line = raw.decode("utf-8", "replace")
             records = feed(line, lineno)

@@ -28,6 +28,8 @@ class Counts:
     candidates: int = 0
     unmatched: int = 0
     cut_lines: int = 0
+    #: Multi-line state that never completed and was let go to bound memory.
+    evicted: int = 0
     bytes: int = 0
     unmatched_examples: list[str] = field(default_factory=list)
 
@@ -37,6 +39,7 @@ class Counts:
         self.candidates += other.candidates
         self.unmatched += other.unmatched
         self.cut_lines += other.cut_lines
+        self.evicted += other.evicted
         self.bytes += other.bytes
         room = KEEP_UNMATCHED - len(self.unmatched_examples)
         self.unmatched_examples.extend(other.unmatched_examples[: max(room, 0)])

@@ -78,9 +78,10 @@ def expand(paths: Iterable[str]) -> tuple[list[Input], list[InputError]]:
             continue
         path = Path(remote.local_path(given) or given)
         if path.is_dir():
-            inputs.extend(
-                Input(str(p), p, True) for p in rotation_order(_files_in(path))
-            )
+            logs = rotation_order(_files_in(path))
+            if not logs:
+                errors.append(InputError(f"{given}: the folder holds no file"))
+            inputs.extend(Input(str(p), p, True) for p in logs)
         elif path.exists():
             inputs.append(Input(given, path))
         elif glob.has_magic(given):

@@ -142,11 +142,6 @@ def test_a_folder_named_explicitly_is_read_as_a_folder_of_logs(tmp_path: Path) -
     assert len(events_of(done)) == PER_COPY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources.expand turns a folder named explicitly that holds no log "
-    "into no input and no error: the run says nothing and exits 0",
-)
 def test_an_empty_folder_named_explicitly_is_said(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()

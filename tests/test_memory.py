@@ -224,11 +224,6 @@ def test_a_50_mb_line_without_newline_is_not_buffered(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parallel._cuts and _line_start find a line end with handle.readline(), "
-    "which reads a line without end into memory whole (a 200 MB line costs 200 MB)",
-)
 def test_a_long_line_is_not_buffered_when_a_file_is_split(tmp_path: Path) -> None:
     short = tmp_path / "short.log"
     short.write_bytes(b"Dec  3 15:01:02 mx1 postfix/smtpd[7]: TLS\n")
@@ -291,33 +286,18 @@ def test_a_line_over_the_limit_across_blocks_is_cut_once(recorded) -> None:  # t
     assert (counts.lines, counts.cut_lines) == (2, 1)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LineReader.push bounds the tail before it reads the block's lines, so "
-    "the line before a long last line is skipped as if it were the long line's rest",
-)
 def test_the_line_before_a_long_unfinished_line_is_read(recorded) -> None:  # type: ignore[no-untyped-def]
     seen, counts = recorded(b"TLS first\n" + b"TLS " + b"x" * (2 * MAX_LINE))
     assert [n for n, _ in seen] == [1, 2]
     assert (counts.lines, counts.cut_lines) == (2, 1)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LineReader.close forgets a cut line whose rest was dropped to the end: "
-    "a file that is one long line without newline counts 0 lines",
-)
 def test_a_long_last_line_without_newline_is_counted(recorded) -> None:  # type: ignore[no-untyped-def]
     seen, counts = recorded(b"TLS " + b"x" * (BLOCK_SIZE + 2 * MAX_LINE))
     assert [n for n, _ in seen] == [1]
     assert (counts.lines, counts.cut_lines) == (1, 1)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a line over MAX_LINE that lies inside one block is fed whole and not "
-    "counted: only lines that cross a block end are cut",
-)
 def test_a_line_over_the_limit_inside_a_block_is_cut(recorded) -> None:  # type: ignore[no-untyped-def]
     seen, counts = recorded(b"TLS " + b"y" * (3 * MAX_LINE) + b"\nTLS after\n")
     assert [n for n, _ in seen] == [1, 2]

@@ -18,7 +18,6 @@ import sys
 from email import policy
 from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -133,11 +132,6 @@ def test_grammars_listing_holds_no_control_character(tmp_path: Path) -> None:
         assert raw not in done.stderr, repr(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._run prints each input error as it is, and an error names its "
-    "file: a file name found in a folder reaches the terminal with its escapes",
-)
 def test_an_error_about_a_hostile_file_name_holds_no_escape(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
