@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,3 +33,19 @@ def scan_text(tmp_path: Path, grammars: registry.Registry) -> Callable[..., Scan
         return scan([str(path)], grammars, Options(grammar=grammar, **options))  # type: ignore[arg-type]
 
     return run
+
+
+def run_cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m smtplogscan`` as a user would; bytes in, text out."""
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplogscan", *args],
+        capture_output=True,
+        timeout=120,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, run_cli
 
 SYSLOG = SAMPLES / "postfix" / "openssl11-syslog.log"
 PER_COPY = 7  # failures in one copy of SYSLOG
@@ -32,21 +32,6 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
     "bzip2": bz2.compress,
     "xz": lzma.compress,
 }
-
-
-def cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "smtplogscan", *args],
-        capture_output=True,
-        timeout=120,
-        **kwargs,  # type: ignore[call-overload]
-    )
-    return subprocess.CompletedProcess(
-        done.args,
-        done.returncode,
-        done.stdout.decode("utf-8", "replace"),
-        done.stderr.decode("utf-8", "replace"),
-    )
 
 
 def events_of(done: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
@@ -77,7 +62,7 @@ def test_truncated_archive_keeps_the_streams_before_the_cut(
     body = compress(SYSLOG.read_bytes() * 3) + second[: len(second) // 2]
     path = tmp_path / f"mail.log.2.{method}"
     path.write_bytes(body)
-    done = cli("events", str(path))
+    done = run_cli("events", str(path))
     assert done.returncode == 1
     one_error_line(done, path.name, "stopped reading")
     assert len(events_of(done)) >= 3 * PER_COPY
@@ -104,7 +89,7 @@ def test_corrupt_archive_is_named_and_what_came_before_kept(
         damaged[at] ^= 0x5A
     path = tmp_path / f"mail.log.3.{method}"
     path.write_bytes(compress(SYSLOG.read_bytes() * 3) + bytes(damaged))
-    done = cli("events", str(path))
+    done = run_cli("events", str(path))
     assert done.returncode == 1
     one_error_line(done, path.name, "stopped reading")
     assert len(events_of(done)) >= 3 * PER_COPY
@@ -113,7 +98,7 @@ def test_corrupt_archive_is_named_and_what_came_before_kept(
 def test_a_damaged_archive_does_not_stop_the_other_inputs(tmp_path: Path) -> None:
     bad = tmp_path / "mail.log.1.gz"
     bad.write_bytes(gzip.compress(SYSLOG.read_bytes())[:40])
-    done = cli("report", "--format", "json", str(bad), str(SYSLOG))
+    done = run_cli("report", "--format", "json", str(bad), str(SYSLOG))
     assert done.returncode == 1
     one_error_line(done, bad.name)
     assert json.loads(done.stdout)["totals"]["failures"] >= PER_COPY
@@ -128,7 +113,7 @@ def test_a_damaged_archive_does_not_stop_the_other_inputs(tmp_path: Path) -> Non
 def test_empty_file_is_named(tmp_path: Path, body: bytes) -> None:
     path = tmp_path / "mail.log"
     path.write_bytes(body)
-    done = cli("report", str(path))
+    done = run_cli("report", str(path))
     assert done.returncode == 1
     one_error_line(done, "mail.log", "empty")
 
@@ -137,7 +122,7 @@ def test_a_folder_named_explicitly_is_read_as_a_folder_of_logs(tmp_path: Path) -
     folder = tmp_path / "logs"
     folder.mkdir()
     shutil.copy(SYSLOG, folder / "mail.log")
-    done = cli("events", str(folder))
+    done = run_cli("events", str(folder))
     assert done.returncode == 0, done.stderr
     assert len(events_of(done)) == PER_COPY
 
@@ -145,7 +130,7 @@ def test_a_folder_named_explicitly_is_read_as_a_folder_of_logs(tmp_path: Path) -
 def test_an_empty_folder_named_explicitly_is_said(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
-    done = cli("report", str(folder))
+    done = run_cli("report", str(folder))
     assert done.returncode == 1
     one_error_line(done, "logs")
 
@@ -163,7 +148,7 @@ def test_a_fifo_is_read_to_its_end(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
-    done = cli("events", str(fifo))
+    done = run_cli("events", str(fifo))
     thread.join(timeout=10)
     assert done.returncode == 0, done.stderr
     assert len(events_of(done)) == PER_COPY
@@ -172,7 +157,7 @@ def test_a_fifo_is_read_to_its_end(tmp_path: Path) -> None:
 def test_a_binary_passed_by_mistake_is_named(tmp_path: Path) -> None:
     binary = tmp_path / "ls"
     shutil.copy("/bin/ls", binary)
-    done = cli("report", str(binary))
+    done = run_cli("report", str(binary))
     assert done.returncode == 1
     one_error_line(done, str(binary), "no grammar recognises")
 
@@ -180,7 +165,7 @@ def test_a_binary_passed_by_mistake_is_named(tmp_path: Path) -> None:
 def test_a_binary_read_with_a_grammar_forced_is_survived(tmp_path: Path) -> None:
     binary = tmp_path / "ls"
     shutil.copy("/bin/ls", binary)
-    done = cli("report", "--format", "json", "--grammar", "postfix", str(binary))
+    done = run_cli("report", "--format", "json", "--grammar", "postfix", str(binary))
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert json.loads(done.stdout)["totals"]["lines"] > 0
@@ -256,7 +241,7 @@ def test_an_unreadable_file_is_named_and_the_rest_read(
             env=as_user["env"],  # type: ignore[arg-type]
         )
     else:
-        done = cli(*args, cwd="/", **as_user)
+        done = run_cli(*args, cwd="/", **as_user)
     assert done.returncode == 1
     one_error_line(done, str(path), "cannot open", "ermission denied")
     assert len(events_of(done)) == PER_COPY

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, run_cli
 
 POSTFIX = SAMPLES / "postfix"
 SYSLOG = POSTFIX / "openssl11-syslog.log"
@@ -30,18 +30,7 @@ EVENT_KEYS = {
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "smtplogscan", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=120,
-    )
-    return subprocess.CompletedProcess(
-        done.args,
-        done.returncode,
-        done.stdout.decode("utf-8", "replace"),
-        done.stderr.decode("utf-8", "replace"),
-    )
+    return run_cli(*args, input=stdin)
 
 
 def test_text_report_leads_with_a_verdict():

@@ -13,8 +13,6 @@ import csv
 import email
 import gzip
 import io
-import subprocess
-import sys
 from email import policy
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from hypothesis import strategies as st
 
 from smtplogscan import mail
 
+from .conftest import run_cli
 from .hypothesis_profiles import fuzz
 
 ESCAPES = (
@@ -35,20 +34,6 @@ ESCAPES = (
 )
 RAW = ("\x1b", "\x9b", "\x07", "\x08", "\x7f")
 FORMULAS = ('=HYPERLINK("http://evil.example")', "+1+1", "-1+1", "@SUM(A1)", "\tx")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "smtplogscan", *args],
-        capture_output=True,
-        timeout=120,
-    )
-    return subprocess.CompletedProcess(
-        done.args,
-        done.returncode,
-        done.stdout.decode("utf-8", "replace"),
-        done.stderr.decode("utf-8", "replace"),
-    )
 
 
 def failure(
@@ -76,7 +61,7 @@ def hostile_log(tmp_path: Path) -> Path:
 
 
 def test_text_report_holds_no_control_character(tmp_path: Path) -> None:
-    done = cli("report", str(hostile_log(tmp_path)))
+    done = run_cli("report", str(hostile_log(tmp_path)))
     assert done.returncode == 0, done.stderr
     for raw in RAW:
         assert raw not in done.stdout, repr(raw)
@@ -84,7 +69,7 @@ def test_text_report_holds_no_control_character(tmp_path: Path) -> None:
 
 
 def test_html_report_escapes_markup(tmp_path: Path) -> None:
-    done = cli("report", "--format", "html", str(hostile_log(tmp_path)))
+    done = run_cli("report", "--format", "html", str(hostile_log(tmp_path)))
     assert done.returncode == 0, done.stderr
     assert "<script" not in done.stdout.lower()
     assert "&lt;script&gt;" in done.stdout
@@ -97,7 +82,7 @@ def _cells(text: str) -> list[list[str]]:
 def test_report_and_events_csv_neutralise_formulas(tmp_path: Path) -> None:
     log = str(hostile_log(tmp_path))
     for args in (("report", "--format", "csv"), ("events", "--format", "csv")):
-        done = cli(*args, log)
+        done = run_cli(*args, log)
         assert done.returncode == 0, done.stderr
         rows = _cells(done.stdout)
         assert len(rows) > 10
@@ -124,7 +109,7 @@ def test_grammars_listing_holds_no_control_character(tmp_path: Path) -> None:
         "    def feed(self, line, lineno): return []\n"
     )
     (plugins / "broken.py").write_text(f"raise ImportError({ESCAPES[1]!r})\n")
-    done = cli("grammars", "--grammar-path", str(plugins))
+    done = run_cli("grammars", "--grammar-path", str(plugins))
     assert done.returncode == 0, done.stderr
     assert "desc" in done.stdout and "broken.py" in done.stderr
     for raw in RAW:
@@ -137,7 +122,7 @@ def test_an_error_about_a_hostile_file_name_holds_no_escape(tmp_path: Path) -> N
     folder.mkdir()
     body = gzip.compress(hostile_log(tmp_path).read_bytes())
     (folder / "mail.log.1\x1b]0;owned\x07.gz").write_bytes(body[: len(body) // 2])
-    done = cli("report", str(folder))
+    done = run_cli("report", str(folder))
     assert done.returncode == 1
     assert "stopped reading" in done.stderr
     for raw in RAW:
