@@ -115,10 +115,11 @@ class LineReader:
 
     def _window(self, data: bytes, begin: int, end: int, lineno: int) -> int:
         """Feed the hit lines of data[begin:end]; return the number of the next line."""
-        counts, grammar = self.counts, self.grammar
+        counts, grammar, emit = self.counts, self.grammar, self._emit
         feed = grammar.feed
+        lo, hi = self._own or (0, 1 << 62)
         starts = self._hits(data, end, (*self.needles, *self._follow), begin)
-        pos, index = begin, 0
+        pos, index, candidates = begin, 0, 0
         while index < len(starts):
             start = starts[index]
             index += 1
@@ -133,22 +134,23 @@ class LineReader:
                 raw = raw[:-1]
             line = raw.decode("utf-8", "replace")
             records = feed(line, lineno)
-            if self._own is not None and not self._own[0] <= lineno < self._own[1]:
+            if not lo <= lineno < hi:
                 pass  # a line of the overlap: fed for its state, counted elsewhere
             elif records is None:
-                counts.candidates += 1
+                candidates += 1
                 counts.unmatched += 1
                 if len(counts.unmatched_examples) < KEEP_UNMATCHED:
                     where = grammar.where(lineno)
                     counts.unmatched_examples.append(f"{where}: {line[:300]}")
             else:
-                counts.candidates += 1
+                candidates += 1
             if records:
-                self._emit(records)
+                emit(records)
             if grammar.follow_version != self._follow_version:
                 starts = starts[:index] + self._refollow(
                     data, stop + 1, end, starts[index:]
                 )
+        counts.candidates += candidates
         return lineno + data.count(b"\n", pos, end)
 
     def _emit(self, records: Iterable[Record]) -> None:

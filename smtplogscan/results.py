@@ -147,9 +147,7 @@ class ScanResult:
                 if self.baseline is not None:
                     self.baseline.keep((record,))
                 continue
-            if isinstance(record, Event):
-                self.events.append(record)
-            elif isinstance(record, Success):
+            if isinstance(record, Success):  # the most frequent by far
                 peer = record.peer
                 # tuple.__new__ skips the Python-level constructor of a
                 # NamedTuple: this runs once per mail.
@@ -158,7 +156,7 @@ class ScanResult:
                     (
                         record.host,
                         record.mta,
-                        str(record.direction),
+                        record.direction.value,
                         peer.addr,
                         peer.name,
                         record.protocol,
@@ -167,6 +165,8 @@ class ScanResult:
                     ),
                 )
                 self.sessions[key] += 1
+            elif isinstance(record, Event):
+                self.events.append(record)
             elif record.status is Outcome.BOUNCED and record.queue_id:
                 self.bounces.append(record)
             else:
