@@ -47,6 +47,7 @@ _DAEMONS = (
     "|proxymap|dnsblog|postlogd|showq|flush|oqmgr|sendmail|postdrop|postqueue"
 )
 _INBOUND = frozenset({"smtpd", "postscreen", "tlsproxy"})
+_WAYS = {"from": Direction.INBOUND, "to": Direction.OUTBOUND}
 _OUTBOUND = frozenset({"smtp", "lmtp"})
 _LEVELS = frozenset({"INFO", "NOTICE", "WARNING", "WARN", "ERROR", "DEBUG", "CRIT"})
 
@@ -243,13 +244,12 @@ class PostfixGrammar(Grammar):
         if "TLS connection established" in line:
             match = _success_line(line)
             if match is not None:
-                stamp = _stamp(match)
                 try:
-                    self._time(stamp)
+                    when = self._time(_stamp(match))
                 except ValueError:
                     return None
                 key = (_host(match), match["pid"])
-                return self._success(key, match, stamp, key[0], lineno)
+                return self._success(key, match, when, lineno)
         header = _split(line)
         if header is None:
             return [] if not _looks_like_tls(line) else None
@@ -266,7 +266,7 @@ class PostfixGrammar(Grammar):
         if " status=expired" in msg:
             return self._expired(msg, stamp, host, lineno)
         if (match := _established(msg)) is not None:
-            return self._success(key, match, stamp, host, lineno)
+            return self._success(key, match, self._time(stamp), lineno)
         if msg.startswith("SSL_") or msg.startswith("warning: SSL_"):
             return self._ssl_error(key, msg, stamp, host, daemon, lineno)
 
@@ -544,8 +544,7 @@ class PostfixGrammar(Grammar):
         self,
         key: tuple[str, str],
         match: re.Match[str],
-        stamp: str,
-        host: str,
+        when: datetime | None,
         lineno: int,
     ) -> list[Record]:
         port = match["peer_port"]
@@ -556,18 +555,16 @@ class PostfixGrammar(Grammar):
             return []
         return [
             Success(
-                time=self._time(stamp),
-                host=host,
-                mta=self.mta,
-                direction=Direction.INBOUND
-                if match["way"] == "from"
-                else Direction.OUTBOUND,
-                peer=Peer(
+                when,
+                key[0],
+                "postfix",
+                _WAYS[match["way"]],
+                Peer(
                     match["peer_name"], match["peer_addr"], int(port) if port else None
                 ),
-                protocol=match["protocol"],
-                cipher=match["cipher"],
-                source=self.where(lineno),
+                match["protocol"],
+                match["cipher"],
+                f"{self.stream.name}:{lineno}",  # as self.where(lineno), inline: hot
             )
         ]
 
