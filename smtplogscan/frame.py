@@ -11,7 +11,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from smtplogscan.records import Event
-from smtplogscan.results import DeliveryKey, SessionKey
+from smtplogscan.results import DeliveryKey, SessionKey, line_order
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,14 +62,9 @@ def event_row(event: Event, utc: bool = False) -> dict[str, Any]:
     }
 
 
-def _order(source: str) -> tuple[str, int]:
-    path, _, line = source.rpartition(":")
-    return (path, int(line)) if line.isdigit() else (source, 0)
-
-
 def sort_events(events: Sequence[Event]) -> list[Event]:
     """Order events as their lines stand in the inputs."""
-    return sorted(events, key=lambda e: _order(e.source))
+    return sorted(events, key=lambda e: line_order(e.source))
 
 
 def _utc(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from smtplogscan.grammar import Grammar
 from smtplogscan.records import Record
-from smtplogscan.results import KEEP_UNMATCHED, Counts
+from smtplogscan.results import KEEP_UNMATCHED, Counts, line_order
 
 WINDOW = 256 << 10
 #: Longer lines are cut to this many bytes, so one endless line cannot fill memory.
@@ -22,8 +22,7 @@ TLS_WORDS = (b"TLS", b"SSL")
 
 def line_of(source: str) -> int:
     """Return the line number of a ``path:line`` source, 0 if it has none."""
-    line = source.rpartition(":")[2]
-    return int(line) if line.isdigit() else 0
+    return line_order(source)[1]
 
 
 class LineReader:
