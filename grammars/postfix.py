@@ -261,6 +261,8 @@ class PostfixGrammar(Grammar):
         key = (host, pid)
         out: list[Record] = []
 
+        if msg.startswith("TLSRPT: status=failure"):
+            return self._tlsrpt(key, msg, stamp, host, lineno)
         if daemon in _OUTBOUND and " status=" in msg:
             return self._status(key, msg, stamp, host, lineno)
         if " status=expired" in msg:
@@ -295,8 +297,6 @@ class PostfixGrammar(Grammar):
             return self._verify_failed(key, msg, stamp, host, lineno)
         if "Server certificate not" in msg:
             return self._not_verified(key, msg, stamp, lineno)
-        if msg.startswith("TLSRPT: status=failure"):
-            return self._tlsrpt(key, msg, stamp, host, lineno)
         if _mentions_tls_trouble(msg):
             return None
         return out
@@ -444,21 +444,28 @@ class PostfixGrammar(Grammar):
     def _tlsrpt(
         self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
     ) -> list[Record]:
+        # Postfix 3.10+ says to TLSRPT what its other lines say too: the line
+        # joins the failure of the same process and server when there is one,
+        # and stands for it when there is none (a STARTTLS policy failure).
         try:
             tokens = TLSRPT.parse_string(msg)
         except pp.ParseException:
             return []
+        peer = _peer(tokens)
+        failure_type = msg.rpartition("failure_type=")[2].split(",")[0]
+        known = self._open.get(key) or self._waiting.get(key)
+        if known is not None and known.peer.addr in ("", peer.addr):
+            if isinstance(known, Event):
+                known.extra["tlsrpt_failure_type"] = failure_type
+            return []
         self._open[key] = _Handshake(
-            self._time(stamp),
-            Direction.OUTBOUND,
-            _peer(tokens),
-            "",
-            lineno,
-            reasons=[msg],
-            reason_line=lineno,
-        )
+            self._time(stamp), Direction.OUTBOUND, peer, "", lineno,
+            reasons=[msg], reason_line=lineno,
+        )  # fmt: skip
         out = self._close(key)
-        self._settle(key)  # the TLSRPT line repeats a failure's outcome
+        for event in out:
+            if isinstance(event, Event):
+                event.extra["tlsrpt_failure_type"] = failure_type
         return out
 
     def _status(

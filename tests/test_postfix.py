@@ -242,3 +242,36 @@ def test_sniff_prefers_postfix_lines():
         == 0
     )
     assert PostfixGrammar.sniff(["#Software: Microsoft Exchange Server"]) == 0
+
+
+# Postfix 3.10 writes its TLSRPT verdict as
+# "TLSRPT: status=failure, domain=%s, receiving_mx=%s[%s], failure_type=%s".
+TLSRPT_LINE = (
+    "TLSRPT: status=failure, domain=example.net, "
+    "receiving_mx=mx.example.net[192.0.2.5], failure_type=starttls-not-supported"
+)
+
+
+def test_tlsrpt_line_stands_for_a_policy_failure_and_takes_its_outcome(scan_text):
+    result = scan_text(
+        f"{H} postfix/smtp[70]: {TLSRPT_LINE}\n"
+        f"{H} postfix/smtp[70]: 4QxY1: to=<a@example.net>, relay=mx.example.net[192.0.2.5]:25, delay=0.4, delays=0/0/0.4/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host mx.example.net[192.0.2.5])\n"
+    )
+    (event,) = result.events
+    assert (event.kind, event.culprit, event.outcome) == (
+        Kind.STARTTLS_UNAVAILABLE,
+        "peer",
+        Outcome.DEFERRED,
+    )
+    assert event.extra == {"tlsrpt_failure_type": "starttls-not-supported"}
+    assert event.source.endswith(":1")
+
+
+def test_tlsrpt_line_joins_the_handshake_it_reports(scan_text):
+    result = scan_text(
+        f"{H} postfix/smtp[71]: certificate verification failed for mx.example.net[192.0.2.5]:25: certificate has expired\n"
+        f"{H} postfix/smtp[71]: {TLSRPT_LINE.replace('starttls-not-supported', 'certificate-expired')}\n"
+    )
+    (event,) = result.events
+    assert event.kind is Kind.CERT_EXPIRED
+    assert event.extra == {"tlsrpt_failure_type": "certificate-expired"}
