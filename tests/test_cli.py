@@ -44,6 +44,20 @@ def test_text_report_leads_with_a_verdict():
     assert max(len(line) for line in lines) <= 100
 
 
+def test_text_report_over_all_mtas_fits_100_columns_and_names_the_mta():
+    done = run("report", str(SAMPLES))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    start = lines.index("PEERS, most failures first") + 1
+    column = lines[start].index("mta")
+    rows = lines[start + 1 : lines.index("", start)]
+    shown = {
+        row[column : column + 8].strip() for row in rows if not row.startswith("  …")
+    }
+    assert shown == {"postfix", "exim", "exchange"}
+
+
 def test_report_json_contract():
     done = run("report", "--format", "json", str(SYSLOG))
     assert done.returncode == 0, done.stderr
