@@ -509,7 +509,9 @@ def _is_exim(line: str) -> bool:
         return False
     msg = match["msg"]
     if match["msgid"]:
-        return msg.startswith(("<= ", "=> ", "-> ", "== ", "** ", "*> ", "Completed"))
+        # 1rABCD-000123-Xy H=mx.example.net [192.0.2.1] TLS error on connection ...
+        marks = ("<= ", "=> ", "-> ", "== ", "** ", "*> ", "Completed", "H=")
+        return msg.startswith(marks) or " H=" in msg
     return (
         msg.startswith(
             (

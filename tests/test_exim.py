@@ -354,3 +354,13 @@ def test_prefilter_passes_every_parsed_line() -> None:
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if grammar.feed(line, number):
                 assert any(word in line for word in EximGrammar.prefilter), line
+
+
+def test_sniff_knows_a_log_of_message_lines_only() -> None:
+    # A grep for one message id: every line carries it, none is a <= or => line.
+    lines = [
+        "2026-12-03 15:01:02 1rABCD-000123-Xy H=mx.example.net [192.0.2.1] "
+        "TLS error on connection (gnutls_handshake): The Diffie-Hellman prime "
+        "sent by the server is not acceptable (not long enough)."
+    ] * 5
+    assert EximGrammar.sniff(lines) > 0.9
