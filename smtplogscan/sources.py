@@ -13,11 +13,11 @@ import io
 import lzma
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from smtplogscan.errors import InputError
 
@@ -162,7 +162,53 @@ def decompress(raw: BinaryIO, head: bytes) -> BinaryIO:
         if head.startswith(magic):
             if method == "gzip":
                 return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-            if method == "bzip2":
-                return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
-            return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
+            new = bz2.BZ2Decompressor if method == "bzip2" else lzma.LZMADecompressor
+            return cast(BinaryIO, io.BufferedReader(_Streams(raw, new), 1 << 20))
     return raw
+
+
+class _Streams(io.RawIOBase):
+    """Decompress concatenated bzip2 or xz streams (pbzip2 and pixz write many).
+
+    Python's own readers take a damaged stream after the first for trailing
+    junk and stop there without a word, losing the rest of the log; here damage
+    anywhere is an error, raised after what came before it was handed over.
+    """
+
+    def __init__(self, raw: BinaryIO, new: Callable[[], Any]) -> None:
+        self._raw, self._new = raw, new
+        self._decoder = new()
+        self._started = False  # the current stream has been fed bytes
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending:
+            self._pending = memoryview(self._next())
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _next(self) -> bytes:
+        """The next piece of decompressed data; b"" at the end of the input."""
+        while True:
+            data = b""
+            if self._decoder.eof:
+                data = self._decoder.unused_data
+                self._decoder, self._started = self._new(), False
+            data = data or self._raw.read(1 << 16)
+            if not data:
+                if self._started:
+                    raise EOFError("the compressed data ends in the middle of a stream")
+                return b""
+            self._started = True
+            out: bytes = self._decoder.decompress(data)
+            if out:
+                return out
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()

@@ -129,3 +129,14 @@ def test_truncated_gzip_keeps_what_was_read(tmp_path, grammars):
     result = scan([str(path)], grammars)
     assert result.errors and "mail.log.1.gz" in str(result.errors[0])
     assert len(result.events) > 100
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress], ids=["bzip2", "xz"])
+def test_every_stream_of_a_multi_stream_archive_is_read(tmp_path, grammars, compress):
+    # pbzip2 and pixz write one stream per block: all of them are the log.
+    path = tmp_path / "mail.log.2.bz"
+    path.write_bytes(compress(LINES.encode()) + compress(LINES.encode()))
+    result = scan([str(path)], grammars)
+    assert not result.errors
+    assert len(result.events) == 2
+    assert result.counts.lines == 4
