@@ -19,6 +19,10 @@ class GrammarLoadError(ScanError):
     """A grammar plugin could not be loaded; the others still are."""
 
 
+class GrammarError(ScanError):
+    """A grammar failed while it read an input; the other inputs still are read."""
+
+
 class CatalogueError(ScanError):
     """The cause catalogue is malformed."""
 

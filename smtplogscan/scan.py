@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import BinaryIO
 
-from smtplogscan.errors import FormatError, InputError, ScanError
+from smtplogscan.errors import FormatError, GrammarError, InputError, ScanError
 from smtplogscan.grammar import Grammar, Stream
 from smtplogscan.reader import LineReader
 from smtplogscan.records import Record
@@ -131,6 +131,14 @@ def scan_into(
         except ScanError as err:
             report.error = str(err)
             result.errors.append(err)
+        except Exception as err:  # a grammar's bug stops its input, not the run
+            failure = GrammarError(
+                f"{source.name}: grammar {report.grammar or '?'} failed after"
+                f" {report.counts.lines:,} lines: {type(err).__name__}: {err}"
+            )
+            log.debug("grammar failure", exc_info=True)
+            report.error = str(failure)
+            result.errors.append(failure)
         result.inputs.append(report)
         result.counts.add(report.counts)
 

@@ -243,3 +243,21 @@ def test_csv_cells_cannot_run_as_formulas(tmp_path):
     )
     done = run("events", "--format", "csv", str(log))
     assert ",'=cmd|" in done.stdout
+
+
+def test_a_grammar_that_raises_stops_its_input_not_the_run(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "toy.py").write_text(
+        PLUGIN.replace(
+            "_, addr, reason = line.split",
+            "1 / 0\n        _, addr, reason = line.split",
+        )
+    )
+    toy = tmp_path / "toy.log"
+    toy.write_text("TOYFAIL 192.0.2.1 the toy broke\n")
+    done = run("events", "--grammar-path", str(plugins), str(toy), str(SYSLOG))
+    assert done.returncode == 1
+    assert "grammar toy failed" in done.stderr and "ZeroDivisionError" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stdout.splitlines()) == 7  # the Postfix log was read all the same
