@@ -40,7 +40,7 @@ from smtplogscan import (
 MAX_OPEN = 10_000
 
 
-def _regex(pattern: str, name: str) -> pp.Regex:
+def named_regex(pattern: str, name: str) -> pp.Regex:
     """Build a named pyparsing Regex; its compiled `.re` serves the hot path."""
     element = pp.Regex(pattern)
     element.set_name(name)
@@ -54,17 +54,19 @@ DEFAULT_FIELDS = (
 ).split(",")
 
 # #Log-type: SMTP Receive Protocol Log
-LOG_TYPE = _regex(r"#Log-type: *SMTP (?P<way>Send|Receive) Protocol Log", "log type")
+LOG_TYPE = named_regex(
+    r"#Log-type: *SMTP (?P<way>Send|Receive) Protocol Log", "log type"
+)
 
 # 2023-01-11T15:59:51.433Z,EX01\Default Frontend EX01,08DB2F4C1A2B3C4D,1,...
-ROW = _regex(
+ROW = named_regex(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?,[^,]*,[0-9A-Fa-f]{16},\d+,",
     "protocol log row",
 )
 
 # *,,"TLS protocol SP_PROT_TLS1_2_SERVER negotiation succeeded using bulk
 #   encryption algorithm CALG_AES_256 with strength 256 bits, MAC hash ..."
-SUCCEEDED = _regex(
+SUCCEEDED = named_regex(
     r"TLS protocol SP_PROT_(?P<proto>SSL[23]|TLS1(?:_(?P<minor>\d))?)_"
     r"(?P<role>SERVER|CLIENT) negotiation succeeded"
     r"(?: using bulk encryption algorithm (?P<bulk>\w+))?",
@@ -79,7 +81,7 @@ SUCCEEDED = _regex(
 #   <,450 4.7.320 Certificate validation failed,
 #   *,,454 4.7.5 The certificate specified in TlsCertificateName of the
 #       SendConnector could not be found.
-FAILURE = _regex(
+FAILURE = named_regex(
     r"TLS negotiation failed with error"
     r"|Failed to establish appropriate TLS channel"
     r"|Must issue a STARTTLS command first"
@@ -91,13 +93,15 @@ FAILURE = _regex(
 )
 
 # <,220 mx.example.net Microsoft ESMTP MAIL Service ready at ...   (the peer's banner)
-BANNER = _regex(r"220[ -](?P<name>[A-Za-z0-9-]*[A-Za-z][\w.-]*\.[\w.-]+)", "banner")
+BANNER = named_regex(
+    r"220[ -](?P<name>[A-Za-z0-9-]*[A-Za-z][\w.-]*\.[\w.-]+)", "banner"
+)
 
 # >,250  EX01.contoso.com Hello [192.0.2.7] SIZE 37748736 PIPELINING ... STARTTLS
-HELLO = _regex(r"250[ -] *(?P<name>\S+) Hello\b", "EHLO answer")
+HELLO = named_regex(r"250[ -] *(?P<name>\S+) Hello\b", "EHLO answer")
 
 # EHLO mail.example.net   /   HELO [192.0.2.7]
-GREETING = _regex(r"(?:EHLO|HELO) +(?P<name>\S+)", "EHLO command")
+GREETING = named_regex(r"(?:EHLO|HELO) +(?P<name>\S+)", "EHLO command")
 
 # The 2016+ certificate row: every value in `data`, every label in `context`:
 #   *, CN=mx.contoso.com CN=Contoso CA 0F1E... 3A4B...(40 hex) 2025-01-17T15:15:33.000Z
@@ -105,7 +109,7 @@ GREETING = _regex(r"(?:EHLO|HELO) +(?P<name>\S+)", "EHLO command")
 # Subject and issuer are split at the first space that is not after a comma and
 # comes before an attribute name: a distinguished name separates its parts with
 # ", ", so that space ends the subject.
-CERT_ROW = _regex(
+CERT_ROW = named_regex(
     r"\s*(?P<subject>.*?)(?<!,) (?=[A-Za-z]{1,8}=)(?P<issuer>.*)"
     r" (?P<serial>[0-9A-Fa-f]+) (?P<thumbprint>[0-9A-Fa-f]{40})"
     r" (?P<not_before>\d{4}-\S+) (?P<not_after>\d{4}-\S+)(?: (?P<names>.*))?$",
@@ -202,7 +206,7 @@ class ExchangeGrammar(Grammar):
         if line.startswith("#"):
             return self._header(line)
 
-        values = _split(line)
+        values = split_row(line)
         if values is None or len(values) < len(self._fields) - 1:
             return None if _row(line) or "TLS" in line else []
         get = self._fields.get
@@ -421,7 +425,7 @@ _NOT_OFFERED = (
 _NOT_ADVERTISED = "our EHLO answer offered X-ANONYMOUSTLS but not STARTTLS"
 
 
-def _split(line: str) -> list[str] | None:
+def split_row(line: str) -> list[str] | None:
     """Split one CSV row; only quoted rows pay for the csv module."""
     if '"' not in line:
         return line.split(",")

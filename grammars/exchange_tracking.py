@@ -10,11 +10,8 @@ recipient's domain; every other FAIL and DEFER row becomes a `Delivery`.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from datetime import datetime
-
-import pyparsing as pp
 
 from smtplogscan import (
     Delivery,
@@ -28,14 +25,7 @@ from smtplogscan import (
     classify,
     parse_iso,
 )
-
-
-def _regex(pattern: str, name: str) -> pp.Regex:
-    """Build a named pyparsing Regex; its compiled `.re` serves the hot path."""
-    element = pp.Regex(pattern)
-    element.set_name(name)
-    return element
-
+from smtplogscan.grammars.exchange import named_regex, split_row
 
 # The order Exchange 2016 and 2019 write; used until a #Fields line is seen.
 DEFAULT_FIELDS = (
@@ -48,10 +38,10 @@ DEFAULT_FIELDS = (
 ).split(",")
 
 # #Log-type: Message Tracking Log
-LOG_TYPE = _regex(r"#Log-type: *Message Tracking Log", "log type")
+LOG_TYPE = named_regex(r"#Log-type: *Message Tracking Log", "log type")
 
 # 2025-03-14T11:04:12.440Z,,,,EX02,...,SMTP,DEFER,4123168604172,<id@EX02>,...
-ROW = _regex(
+ROW = named_regex(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?,.*,(?:SMTP|STOREDRIVER|DSN|AGENT"
     r"|ROUTING|QUEUE|GATEWAY|MAILBOXRULE|APPROVAL|ADMIN|PUBLICFOLDER|DNS),",
     "tracking row",
@@ -64,7 +54,7 @@ ROW = _regex(
 #   validation failed};{MSG=UntrustedRoot};{FQDN=mx.partner.example};{IP=...}]
 # "Connection dropped due to SocketError" alone is left out: it is as often a
 # plain network fault.
-TLS_REASON = _regex(
+TLS_REASON = named_regex(
     r"\b(?:STARTTLS|TLS)\b|4\.7\.320|[Cc]ertificate validation|TlsCertificateName"
     r"|SubjectMismatch|UntrustedRoot|CertificateExpired|NoCredentials"
     r"|UnknownCredentials",
@@ -73,7 +63,7 @@ TLS_REASON = _regex(
 
 # {IP=203.0.113.50}   [LastAttemptedIP=203.0.113.50:25]
 # The last endpoint attempted was 198.51.100.25:25   ... was [2001:db8::25]:25
-PEER_ADDR = _regex(
+PEER_ADDR = named_regex(
     r"\{IP=(?P<ip>[^}]+)\}"
     r"|LastAttemptedIP=(?P<last>[^\]]+)\]"
     r"|last endpoint attempted was (?P<endpoint>\S+?)\.?(?:\s|$)",
@@ -116,7 +106,7 @@ class ExchangeTrackingGrammar(Grammar):
         if line.startswith("#"):
             return []
 
-        values = _split(line)
+        values = split_row(line)
         if values is None or len(values) < len(self._fields) // 2:
             return None if _row(line) else []
         row = {
@@ -168,16 +158,6 @@ class ExchangeTrackingGrammar(Grammar):
             return parse_iso(stamp, self.stream.zone) if stamp else None
         except ValueError:
             return None
-
-
-def _split(line: str) -> list[str] | None:
-    """Split one CSV row; only quoted rows pay for the csv module."""
-    if '"' not in line:
-        return line.split(",")
-    try:
-        return next(csv.reader([line]))
-    except (csv.Error, StopIteration):
-        return None
 
 
 def _peer(recipients: str, text: str) -> Peer:
