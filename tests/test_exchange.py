@@ -24,16 +24,6 @@ from smtplogscan.grammars.exchange_tracking import ExchangeTrackingGrammar
 from .conftest import CORPUS, SAMPLES
 
 FOLDER = SAMPLES / "exchange"
-FIELDS = (
-    "line",
-    "direction",
-    "peer_name",
-    "peer_addr",
-    "peer_port",
-    "kind",
-    "culprit",
-    "outcome",
-)
 HEADER = (
     "#Software: Microsoft Exchange Server\n#Version: 15.02.1544.004\n"
     "#Log-type: SMTP {way} Protocol Log\n#Date: 2025-03-14T10:00:00.000Z\n"
@@ -76,19 +66,6 @@ def _feed(
 
 def _events(records: list[Record]) -> list[Event]:
     return [r for r in records if isinstance(r, Event)]
-
-
-def _row(event: Event) -> dict[str, object]:
-    return {
-        "line": int(event.source.rsplit(":", 1)[1]),
-        "direction": str(event.direction),
-        "peer_name": event.peer.name,
-        "peer_addr": event.peer.addr,
-        "peer_port": event.peer.port,
-        "kind": str(event.kind),
-        "culprit": str(event.culprit),
-        "outcome": str(event.outcome),
-    }
 
 
 # -- sniffing ---------------------------------------------------------------------
