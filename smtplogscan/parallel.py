@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from smtplogscan.errors import FormatError, ScanError
+from smtplogscan.errors import FormatError, InputError, ScanError
 from smtplogscan.grammar import Stream
 from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry, load
@@ -51,6 +51,8 @@ class Part:
     start: int = 0
     end: int | None = None
     grammar: str | None = None  # known when the input was cut
+    #: The file's inode when it was cut: a file rotated since is another file.
+    inode: int | None = None
 
 
 def scan_parallel(
@@ -104,8 +106,9 @@ def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[
             yield Part(source)
             continue
         cuts = _cuts(source, size, options.jobs)
+        inode = source.path.stat().st_ino if source.path is not None else None
         for start, end in zip(cuts, cuts[1:], strict=False):
-            yield Part(source, start, end, grammar)
+            yield Part(source, start, end, grammar, inode)
 
 
 def plain_size(source: Input) -> int:
@@ -191,8 +194,15 @@ def _scan_range(
     source, grammar_cls = part.source, registry.get(part.grammar or "")
     assert source.path is not None and part.end is not None
     report.mta = grammar_cls.mta
-    size = source.path.stat().st_size
     with source.path.open("rb") as handle:
+        stat = os.fstat(handle.fileno())
+        if (
+            part.inode is not None
+            and stat.st_ino != part.inode
+            or stat.st_size < part.end
+        ):
+            raise InputError(f"{source.name}: rotated or truncated while it was read")
+        size = stat.st_size
         warm = _line_start(handle, max(0, part.start - OVERLAP))
         stop = _line_start(handle, min(size, part.end + OVERLAP))
         warm_line = 1 + _newlines(handle, 0, warm)

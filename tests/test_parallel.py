@@ -108,3 +108,19 @@ def test_plan_cuts_only_large_plain_files_of_splittable_grammars(
     assert (
         sum(1 for p in parts if p.end is None) == 2
     )  # the gzip and the Exim log whole
+
+
+def test_a_file_rotated_after_it_was_cut_is_named_not_misread(
+    grammars, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    log = tmp_path / "mail.log"
+    log.write_bytes(REAL.read_bytes())
+    options = Options(jobs=2)
+    parts = list(parallel.plan([Input(str(log), log)], grammars, options))
+    assert len(parts) == 2
+    log.rename(tmp_path / "mail.log.1")  # logrotate runs between the cut and the read
+    log.write_bytes(REAL.read_bytes())
+    parallel._registry = grammars
+    done = parallel.run_part(parts[1], options)
+    assert "rotated or truncated while it was read" in str(done.errors[0])
