@@ -290,36 +290,43 @@ def _windows(
     return main, period
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How `report` and `events` read their inputs: the options they share."""
+
+    grammar: str | None
+    grammar_path: list[Path] | None
+    year: int | None
+    timezone: str | None
+    jobs: int | None
+    engine: Engine
+    scheduler: str | None
+
+
 def _run(
     paths: list[str] | None,
-    grammar: str | None,
-    grammar_path: list[Path] | None,
-    year: int | None,
-    timezone: str | None,
+    reading: _Reading,
     window: Window | None = None,
     baseline: Window | None = None,
-    jobs: int | None = None,
-    engine: Engine = Engine.LOCAL,
-    scheduler: str | None = None,
     store: Path | None = None,
 ) -> ScanResult:
     from smtplogscan.parallel import default_jobs
 
-    registry = registry_mod.load(grammar_path or [])
+    registry = registry_mod.load(reading.grammar_path or [])
     for failure in registry.failures:
         log.warning("%s", failure)
     options = Options(
-        grammar=grammar,
-        zone=_zone(timezone),
-        year=year,
-        jobs=jobs or default_jobs(),
-        engine=str(engine),
-        scheduler=scheduler,
+        grammar=reading.grammar,
+        zone=_zone(reading.timezone),
+        year=reading.year,
+        jobs=reading.jobs or default_jobs(),
+        engine=str(reading.engine),
+        scheduler=reading.scheduler,
         **_limits(window, baseline),
     )
-    if grammar is not None:
+    if reading.grammar is not None:
         try:
-            registry.get(grammar)  # an unknown name is a usage error, before reading
+            registry.get(reading.grammar)  # an unknown name is a usage error, early
         except ScanError as err:
             raise UsageError(str(err)) from None
     meter = Meter(enabled=False if _quiet else None)
@@ -424,19 +431,14 @@ def report(
         smtp_user, smtp_password_file, smtp_password_env,
         (sendmail_path or mail.SENDMAIL) if sendmail or sendmail_path else None,
     )  # fmt: skip
+    reading = _Reading(grammar, grammar_path, year, timezone, jobs, engine, scheduler)
     window, period = _windows(since, until, compare_to, timezone)
     one_scan = period if not compare_inputs else None
-    result = _run(
-        paths, grammar, grammar_path, year, timezone, window, one_scan, jobs,
-        engine=engine, scheduler=scheduler, store=store,
-    )  # fmt: skip
+    result = _run(paths, reading, window, one_scan, store)
     if store is not None and period is not None and not compare_inputs:
         _baseline_from_store(result, store, period)
     if compare_inputs:
-        result.baseline = _run(
-            compare_inputs, grammar, grammar_path, year, timezone, period, jobs=jobs,
-            engine=engine, scheduler=scheduler,
-        )  # fmt: skip
+        result.baseline = _run(compare_inputs, reading, period)
         result.errors.extend(result.baseline.errors)
     if utc:
         _to_utc(result)
@@ -494,11 +496,9 @@ def events(
     from smtplogscan.report import iter_event_lines
 
     _setup_logging(verbose, quiet, debug)
+    reading = _Reading(grammar, grammar_path, year, timezone, jobs, engine, scheduler)
     window, _ = _windows(since, until, None, timezone)
-    result = _run(
-        paths, grammar, grammar_path, year, timezone, window, jobs=jobs,
-        engine=engine, scheduler=scheduler, store=store,
-    )  # fmt: skip
+    result = _run(paths, reading, window, store=store)
     _write(iter_event_lines(sort_events(result.events), fmt.value, utc), output)
     if result.errors:
         raise typer.Exit(EXIT_INPUT)
