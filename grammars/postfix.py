@@ -225,6 +225,9 @@ class PostfixGrammar(Grammar):
         # The last stamp read and its time: feed checks it, the handlers reuse it.
         self._stamp: str | None = None
         self._when: datetime | None = None
+        # The minute ("Dec  3 15:01") of the last syslog stamp and its time.
+        self._minute = ""
+        self._at_minute: datetime | None = None
         self._open: dict[tuple[str, str], _Handshake] = {}
         # Outbound failures still waiting to learn what became of the mail.
         self._waiting: dict[tuple[str, str], Event] = {}
@@ -623,9 +626,15 @@ class PostfixGrammar(Grammar):
             when = None
         elif stamp[0].isdigit():
             when = parse_iso(stamp, self.stream.zone)
+        elif len(stamp) == 15 and stamp[:12] == self._minute and self._at_minute:
+            # "Dec  3 15:01:02" in the minute of the last stamp: only the
+            # seconds differ, and the year and offset cannot.
+            when = self._at_minute.replace(second=int(stamp[13:]))
         else:
             month, day, clock = stamp.split()
             when = self._clock.stamp(month, int(day), clock)
+            if len(stamp) == 15:
+                self._minute, self._at_minute = stamp[:12], when
         self._stamp, self._when = stamp, when
         return when
 
