@@ -45,10 +45,10 @@ class Registry:
     def add(self, grammar: object, origin: str) -> None:
         """Register `grammar`, or record why it cannot be."""
         if not (inspect.isclass(grammar) and issubclass(grammar, Grammar)):
-            self._fail(origin, "it is not a subclass of smtplogscan.Grammar")
+            self.reject(origin, "it is not a subclass of smtplogscan.Grammar")
             return
         if inspect.isabstract(grammar):
-            self._fail(origin, "it does not implement sniff and feed")
+            self.reject(origin, "it does not implement sniff and feed")
             return
         name = getattr(grammar, "name", "")
         missing = [
@@ -57,11 +57,11 @@ class Registry:
             if not hasattr(grammar, a)
         ]
         if missing:
-            self._fail(origin, f"it lacks the class attribute(s) {', '.join(missing)}")
+            self.reject(origin, f"it lacks the class attribute(s) {', '.join(missing)}")
             return
         if name in self.grammars:
             first = self.grammars[name].origin
-            self._fail(origin, f"the name {name!r} is taken by {first}")
+            self.reject(origin, f"the name {name!r} is taken by {first}")
             return
         self.grammars[name] = Loaded(grammar, origin)
 
@@ -75,7 +75,8 @@ class Registry:
                 f"no grammar is called {name!r} (known: {known})"
             ) from None
 
-    def _fail(self, origin: str, reason: str) -> None:
+    def reject(self, origin: str, reason: str) -> None:
+        """Record that the plugin from `origin` is skipped, and why."""
         error = GrammarLoadError(f"grammar plugin {origin} skipped: {reason}")
         log.debug("%s", error)
         self.failures.append(error)
@@ -91,11 +92,11 @@ def load(paths: Iterable[Path] = ()) -> Registry:
         try:
             registry.add(point.load(), origin)
         except Exception as err:  # a broken plugin must never stop the others
-            registry._fail(origin, f"{type(err).__name__}: {err}")
+            registry.reject(origin, f"{type(err).__name__}: {err}")
 
     for folder in paths:
         if not folder.is_dir():
-            registry._fail(str(folder), "not a folder")
+            registry.reject(str(folder), "not a folder")
             continue
         for file in sorted(folder.glob("*.py")):
             _load_file(registry, file)
@@ -106,7 +107,7 @@ def _load_file(registry: Registry, file: Path) -> None:
     try:
         module = _import_file(file)
     except Exception as err:  # a broken plugin must never stop the others
-        registry._fail(str(file), f"{type(err).__name__}: {err}")
+        registry.reject(str(file), f"{type(err).__name__}: {err}")
         return
 
     found = [
@@ -118,7 +119,7 @@ def _load_file(registry: Registry, file: Path) -> None:
         and not inspect.isabstract(obj)
     ]
     if not found:
-        registry._fail(str(file), "it defines no Grammar subclass")
+        registry.reject(str(file), "it defines no Grammar subclass")
     for grammar in found:
         registry.add(grammar, f"{grammar.__name__} ({file})")
 

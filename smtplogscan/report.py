@@ -240,8 +240,3 @@ def render_html(
         limit=HTML_PEERS,
         version=__version__,
     )
-
-
-def dumps(value: Any) -> str:
-    """JSON text of `value`, for templates."""
-    return json.dumps(value, ensure_ascii=False)

@@ -9,6 +9,8 @@ Dask engine, the same work is spread over processes (see `parallel`).
 from __future__ import annotations
 
 import logging
+import lzma
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -29,14 +31,8 @@ SNIFF_LINES = 64
 #: Below this sniff score no grammar is said to recognise an input.
 MIN_SNIFF = 0.2
 
-_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError)
-try:  # zlib and lzma raise their own errors on corrupt data
-    import lzma
-    import zlib
-
-    _READ_ERRORS += (zlib.error, lzma.LZMAError)
-except ImportError:  # pragma: no cover - both ship with CPython
-    pass
+# zlib and lzma raise errors of their own on corrupt data.
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
 
 
 @dataclass(frozen=True, slots=True)
