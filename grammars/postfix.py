@@ -37,9 +37,13 @@ from smtplogscan import (
 from smtplogscan.grammars.postfix_lines import (
     CANNOT_START,
     EOF_ONLY,
+    LEVELS,
     LIBRARY,
     LOST_AFTER_STARTTLS,
     OUTBOUND,
+    SESSION_GROUPS,
+    SESSION_LINE,
+    SESSION_MINUTE,
     SSL_ERROR,
     STATUS_OUTCOME,
     TLSRPT,
@@ -114,6 +118,10 @@ class PostfixGrammar(Grammar):
     description = "Postfix smtpd/smtp TLS failures, joined across lines by process"
     # The lines of one handshake come within a second of each other.
     splittable = True
+    session_marker = "TLS connection established"
+    session_line = SESSION_LINE
+    session_groups = SESSION_GROUPS
+    session_minute = SESSION_MINUTE
 
     def __init__(self, stream: Stream) -> None:
         super().__init__(stream)
@@ -127,6 +135,8 @@ class PostfixGrammar(Grammar):
         self._open: dict[tuple[str, str], _Handshake] = {}
         # Outbound failures still waiting to learn what became of the mail.
         self._waiting: dict[tuple[str, str], Event] = {}
+        # A session line of a process whose failure waits is not a plain success.
+        self.pending = self._waiting
         self._last_stamp, self._last_time = "", None
         #: Open handshakes closed early to keep `_open` bounded; the engine may
         #: report it.
@@ -476,6 +486,28 @@ class PostfixGrammar(Grammar):
             )
         ]
 
+    def stamp_time(self, stamp: bytes | None) -> datetime | None:
+        if not stamp:
+            return None
+        text = stamp.decode("ascii")
+        # "Dec  3 15:01:02" as stamp_of writes it: "Dec 3 15:01:02".
+        return self._time(text if text[0].isdigit() else " ".join(text.split()))
+
+    def session_of(self, groups: tuple[bytes, ...]) -> Success:
+        host, way, name, addr, protocol, cipher = (
+            g.decode() if g is not None else "" for g in groups
+        )
+        return Success(
+            None,
+            "" if host in LEVELS else host,
+            self.mta,
+            WAYS[way],
+            Peer(name, addr),
+            protocol,
+            cipher,
+            "",
+        )
+
     # -- state --------------------------------------------------------------------
 
     def _hold(self, key: tuple[str, str], handshake: _Handshake) -> list[Record]:
@@ -524,15 +556,15 @@ class PostfixGrammar(Grammar):
             when = None
         elif stamp[0].isdigit():
             when = parse_iso(stamp, self.stream.zone)
-        elif len(stamp) == 15 and stamp[:12] == self._minute and self._at_minute:
-            # "Dec  3 15:01:02" in the minute of the last stamp: only the
+        elif stamp[-3] == ":" and stamp[:-3] == self._minute and self._at_minute:
+            # "Dec 3 15:01:02" in the minute of the last stamp: only the
             # seconds differ, and the year and offset cannot.
-            when = self._at_minute.replace(second=int(stamp[13:]))
+            when = self._at_minute.replace(second=int(stamp[-2:]))
         else:
             month, day, clock = stamp.split()
             when = self._clock.stamp(month, int(day), clock)
-            if len(stamp) == 15:
-                self._minute, self._at_minute = stamp[:12], when
+            if stamp[-3] == ":":
+                self._minute, self._at_minute = stamp[:-3], when
         self._stamp, self._when = stamp, when
         return when
 

@@ -126,6 +126,23 @@ match_header, match_established, match_status = (
 match_success_line = re.compile(
     HEADER.re.pattern.replace("(?P<msg>.*)", "") + ESTABLISHED.re.pattern
 ).match
+# The commonest shapes of that line as bytes, for the engine to count sessions
+# straight from its buffer (Grammar.session_line). It must only match a line that
+# match_success_line reads with the same groups, so it is stricter, never looser:
+# printable ASCII only (the lookahead; there \w, \d and \S mean what they mean
+# over text), a stamp and a host, one space where the header allows several, the
+# daemons that make TLS sessions, and seconds that exist. Any other line is fed.
+SESSION_LINE = re.compile(
+    rb"(?=[ -~]*\Z)"
+    rb"(?P<stamp>(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hm>\d\d:\d\d):[0-5]\d"
+    rb"|(?P<date_hm>\d{4}-\d\d-\d\d[T ]\d\d:\d\d):[0-5]\d(?:\.\d+)?"
+    rb"(?P<offset>Z|[+-]\d\d:?\d\d)?)"
+    rb" (?P<host>[^ /\[\]|]+) "
+    rb"(?P<prog>[\w.-]+(?:/[\w.-]+)*/(?P<daemon>smtpd|smtp|lmtp|postscreen|tlsproxy))"
+    rb"\[(?P<pid>\d+)\]: " + ESTABLISHED.re.pattern.encode()
+)
+SESSION_MINUTE = ("mon", "day", "hm", "date_hm", "offset")
+SESSION_GROUPS = ("host", "way", "peer_name", "peer_addr", "protocol", "cipher")
 
 
 def token(tokens: pp.ParseResults, name: str) -> str:

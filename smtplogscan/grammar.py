@@ -12,17 +12,23 @@ while (the delivery that follows a failed handshake) says so with `watch`, and
 the engine feeds the lines that hold that literal too until `unwatch`. A line
 that `feed` answers with None was not understood: when it looks like TLS, it is
 counted as unmatched and shown in the report, so that a new wording is noticed.
+
+A grammar may also name its commonest line, the successful session, as a bytes
+pattern (`session_line`): the engine then counts those lines straight from the
+byte buffer, by stamp and by the pattern's groups, and asks the grammar to read
+each distinct stamp and each distinct group once (`stamp_time`, `session_of`).
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import ClassVar
 
-from smtplogscan.records import Record
+from smtplogscan.records import Record, Success
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,18 @@ class Grammar(ABC):
     #: True when the lines of one failure always stand within a few megabytes
     #: of each other, so that a large file may be read in parallel ranges.
     splittable: ClassVar[bool] = False
+    #: A literal every successful-session line holds, for `session_line`.
+    session_marker: ClassVar[str] = ""
+    #: Matches a whole successful-session line as bytes, from its first byte,
+    #: with a group ``stamp`` and the groups `session_groups`. Only lines that
+    #: `feed` would read as one `Success` may match it.
+    session_line: ClassVar[re.Pattern[bytes] | None] = None
+    #: The groups of `session_line` that `session_of` reads (two or more).
+    session_groups: ClassVar[tuple[str, ...]] = ()
+    #: Groups of `session_line` that together name the minute of the stamp,
+    #: with its date and offset: lines of one minute then have their stamp read
+    #: once. `session_line` must then only match seconds that exist (00-59).
+    session_minute: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
@@ -67,6 +85,9 @@ class Grammar(ABC):
         #: How much unfinished state (open handshakes, sessions) the grammar let
         #: go to keep memory bounded; reported in the coverage notes.
         self.evicted = 0
+        #: While this holds anything, session lines are fed rather than counted
+        #: from the buffer: the grammar's state may change what they mean.
+        self.pending: Collection[object] = ()
 
     def watch(self, literal: str) -> None:
         """Have the engine feed lines that hold `literal`, from the next line on."""
@@ -91,6 +112,21 @@ class Grammar(ABC):
 
         An empty list means the line was understood and completes nothing yet.
         """
+
+    def stamp_time(self, stamp: bytes) -> datetime | None:
+        """Return the time of the ``stamp`` group of a `session_line` match.
+
+        Raise ValueError for a stamp that names no real time; the line is then
+        fed as usual.
+        """
+        raise NotImplementedError
+
+    def session_of(self, groups: tuple[bytes, ...]) -> Success:
+        """Return the session that a `session_line` match with these groups is.
+
+        Its time and source are not read: the engine counts sessions by hour.
+        """
+        raise NotImplementedError
 
     def finish(self) -> list[Record]:
         """Return what is still pending when the stream ends."""

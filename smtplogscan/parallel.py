@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from smtplogscan.errors import FormatError, InputError, ScanError
 from smtplogscan.grammar import Stream
-from smtplogscan.reader import LineReader
+from smtplogscan.reader import LineReader, Own
 from smtplogscan.registry import Registry, load
 from smtplogscan.results import Counts, InputReport, ScanResult
 from smtplogscan.scan import (
@@ -212,7 +212,13 @@ def _scan_range(
         mtime = datetime.fromtimestamp(source.path.stat().st_mtime, UTC)
         grammar = grammar_cls(Stream(source.name, mtime, options.zone, options.year))
         scratch = Counts()
-        reader = LineReader(grammar, scratch, result.keep, warm_line, (lo, hi))
+        reader = LineReader(
+            grammar,
+            scratch,
+            result,
+            warm_line,
+            Own(lo, hi, part.start - warm, part.end - warm),
+        )
         handle.seek(warm)
         left = stop - warm
         while left > 0:

@@ -1,28 +1,63 @@
 """Split byte blocks into lines and feed the lines that can matter to a grammar.
 
-Each block is searched for the grammar's prefilter literals (and the words
-``TLS`` and ``SSL``) with `bytes.find`, and only the lines that hold a hit are
-decoded and handed to the grammar. Every other line is counted and never becomes
-a Python string.
+Each window of a block (about `WINDOW` bytes, cut at a line end) is searched once
+for all the literals that can matter, the grammar's `prefilter` and the words
+``TLS`` and ``SSL``, with an Aho-Corasick automaton (``ahocorasick_rs``); only
+the lines that hold a hit become Python objects. Lines of a successful session,
+the bulk of the hits in a busy log, are counted from the buffer when the grammar
+names their shape (`Grammar.session_line`); the others are decoded and fed.
+Literals the grammar watches for a while (`Grammar.watch`) are few and change
+often, so they are searched with `bytes.find` instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import NamedTuple
+
+from ahocorasick_rs import BytesAhoCorasick, MatchKind
 
 from smtplogscan.grammar import Grammar
 from smtplogscan.records import Record
-from smtplogscan.results import KEEP_UNMATCHED, Counts, line_order
+from smtplogscan.results import KEEP_UNMATCHED, Counts, Place, ScanResult, line_order
 
 WINDOW = 256 << 10
 #: Longer lines are cut to this many bytes, so one endless line cannot fill memory.
 MAX_LINE = 64 << 10
-TLS_WORDS = (b"TLS", b"SSL")
+TLS_WORDS = ("TLS", "SSL")
+Tally = dict[tuple[bytes, ...], int]
+#: Where the session lines of a stamp that names no real time go: to `feed`,
+#: which counts them as not understood.
+_FEED: Tally = {}
 
 
 def line_of(source: str) -> int:
     """Return the line number of a ``path:line`` source, 0 if it has none."""
     return line_order(source)[1]
+
+
+@lru_cache(maxsize=64)
+def _automaton(
+    needles: tuple[bytes, ...],
+) -> Callable[[memoryview], list[tuple[int, int, int]]]:
+    # Leftmost-first: where the session marker (listed first) and "TLS" start
+    # at the same byte, the hit is the marker's.
+    found = BytesAhoCorasick(list(needles), matchkind=MatchKind.LeftmostFirst)
+    return found.find_matches_as_indexes
+
+
+class Own(NamedTuple):
+    """The part of a stream a reader answers for: lines lo <= n < hi, which are
+    the bytes start <= offset < end counted from where the reader began."""
+
+    lo: int
+    hi: int
+    start: int
+    end: int
+
+
+_ALL = Own(0, 1 << 62, 0, 1 << 62)
 
 
 class LineReader:
@@ -32,27 +67,44 @@ class LineReader:
         self,
         grammar: Grammar,
         counts: Counts,
-        keep: Callable[[Iterable[Record]], None],
+        into: ScanResult,
         first_line: int = 1,
-        own: tuple[int, int] | None = None,
+        own: Own | None = None,
     ) -> None:
-        """Read lines numbered from `first_line`.
+        """Read lines numbered from `first_line`, keeping what they hold in `into`.
 
-        With `own` = (lo, hi), only lines lo <= n < hi are this reader's: only
-        they are counted as candidates or unmatched, and only records whose
-        source line lies there are kept. The lines around them are still fed,
-        so that the grammar learns how handshakes began and how they end.
+        With `own`, only the lines it names are this reader's: only they are
+        counted as candidates or unmatched, and only records whose source line
+        lies there are kept. The lines around them are still fed, so that the
+        grammar learns how handshakes began and how they end.
         """
         self.grammar = grammar
         self.counts = counts
-        self._keep = keep
+        self._into = into
         self._line = first_line - 1  # lines read so far, before first_line too
         self._own = own
-        self.needles = tuple(
-            dict.fromkeys((*TLS_WORDS, *(w.encode() for w in grammar.prefilter)))
+        self._offset = 0  # the stream offset of the next block
+        marker = grammar.session_marker if grammar.session_line is not None else ""
+        words = (
+            (marker, *TLS_WORDS, *grammar.prefilter)
+            if marker
+            else (*TLS_WORDS, *grammar.prefilter)
         )
+        self.needles = tuple(dict.fromkeys(w.encode() for w in words))
+        self._find = _automaton(self.needles)
+        self._marked = 0 if marker else -1  # the needle index of session lines
         self._follow_version = grammar.follow_version
         self._follow = self._follow_needles()
+        # Sessions counted from the buffer: place -> groups -> lines. `_tally` is
+        # where the sessions of the last stamp (`_stamp`) go: None if nowhere.
+        self._tallies: dict[Place, Tally] = {}
+        self._stamp: object = None
+        self._tally: Tally | None = _FEED
+        # With bounds on whole minutes, sessions of one minute go to one place,
+        # and a stamp needs reading once a minute rather than once a second.
+        self._stamp_groups = (
+            grammar.session_minute if into.bounds_on_minutes() else ("stamp",)
+        ) or ("stamp",)
         self._carry = b""
         self._skipping = False  # inside the rest of a line that was cut
         self._closed = False
@@ -60,13 +112,15 @@ class LineReader:
     def push(self, block: bytes) -> None:
         """Take the next block of the stream."""
         self.counts.bytes += len(block)
+        base = self._offset - len(self._carry)
+        self._offset += len(block)
         data = self._carry + block if self._carry else block
         end = data.rfind(b"\n") + 1
         if end == 0:
-            self._carry = self._bound(data)
+            self._carry = self._bound(data, base)
             return
-        self._lines(data, end)  # before the tail: a cut tail skips what follows it
-        self._carry = self._bound(data[end:])
+        self._lines(data, end, base)  # before the tail: a cut tail skips what follows
+        self._carry = self._bound(data[end:], base + end)
 
     def close(self) -> None:
         """Feed the last, unterminated line and let the grammar flush its state."""
@@ -74,25 +128,32 @@ class LineReader:
             return
         self._closed = True
         if self._carry or self._skipping:  # a cut line ends with the stream
-            self._lines(self._carry + b"\n", len(self._carry) + 1)
+            base = self._offset - len(self._carry)
+            self._lines(self._carry + b"\n", len(self._carry) + 1, base)
             self._carry = b""
         self._emit(self.grammar.finish())
         self.counts.evicted += self.grammar.evicted
+        session_of, count = self.grammar.session_of, self._into.count_sessions
+        for place, tally in self._tallies.items():
+            for groups, n in tally.items():
+                count(session_of(groups), place, n)
+        self._tallies.clear()
 
-    def _bound(self, tail: bytes) -> bytes:
+    def _bound(self, tail: bytes, base: int) -> bytes:
         # A line longer than MAX_LINE keeps its first MAX_LINE bytes; the rest
         # of it is dropped as it arrives.
         if len(tail) <= MAX_LINE:
             return tail
         if not self._skipping:
             self.counts.cut_lines += 1
-            self._lines(tail[:MAX_LINE] + b"\n", MAX_LINE + 1)
+            self._lines(tail[:MAX_LINE] + b"\n", MAX_LINE + 1, base)
             self.counts.lines -= 1  # the line is counted once, when it ends
             self._line -= 1
             self._skipping = True
         return b""
 
-    def _lines(self, data: bytes, end: int) -> None:
+    def _lines(self, data: bytes, end: int, base: int) -> None:
+        """Read the lines of data[:end]; `base` is the stream offset of data[0]."""
         lineno = self._line + 1
         begin = 0
         if self._skipping:
@@ -100,78 +161,154 @@ class LineReader:
             begin = data.find(b"\n") + 1
             lineno += 1
             self._skipping = False
-        newlines = data.count(b"\n", 0, end)
-        self.counts.lines += newlines
-        self._line += newlines
 
         # Windows of about WINDOW bytes, cut at line ends: a literal the grammar
         # starts to watch is then searched for in the rest of one window, not of
         # the whole block.
+        view = memoryview(data)
+        own = self._own or _ALL
+        mine = (own.start - base, own.end - base)  # the owned bytes of data
         while begin < end:
             stop = data.find(b"\n", min(begin + WINDOW, end) - 1, end) + 1
-            lineno = self._window(data, begin, stop, lineno)
+            lineno = self._window(data, view[begin:stop], begin, stop, lineno, mine)
             begin = stop
+        # The windows counted the lines of data[:end] as they went.
+        self.counts.lines += lineno - 1 - self._line
+        self._line = lineno - 1
 
-    def _window(self, data: bytes, begin: int, end: int, lineno: int) -> int:
-        """Feed the hit lines of data[begin:end]; return the number of the next line."""
-        counts, grammar, emit = self.counts, self.grammar, self._emit
-        feed = grammar.feed
-        lo, hi = self._own or (0, 1 << 62)
-        starts = self._hits(data, end, (*self.needles, *self._follow), begin)
-        pos, index, candidates = begin, 0, 0
-        while index < len(starts):
-            start = starts[index]
-            index += 1
-            lineno += data.count(b"\n", pos, start)
+    def _window(
+        self,
+        data: bytes,
+        view: memoryview,
+        begin: int,
+        end: int,
+        lineno: int,
+        mine: tuple[int, int],
+    ) -> int:
+        """Read the hit lines of data[begin:end], the first numbered `lineno`;
+        return the number of the line after them."""
+        find, rfind, count = data.find, data.rfind, data.count
+        lo, hi = mine
+        grammar, marked = self.grammar, self._marked
+        session = grammar.session_line.match if grammar.session_line else None
+        groups, stamp_groups = grammar.session_groups, self._stamp_groups
+        pending = grammar.pending
+        follow = self._hits(data, end, self._follow, begin) if self._follow else []
+        next_follow = 0
+        floor = begin - 1 if begin else 0  # the newline before the window
+        # Lines are numbered up to `pos`; hits before `last` are on lines read.
+        pos = last = begin
+        candidates = 0
+        for needle, at, _ in self._find(view):
+            at += begin
+            if at < last:
+                continue
+            start = rfind(b"\n", floor, at) + 1
+            watched = False
+            while next_follow < len(follow) and follow[next_follow] <= start:
+                if follow[next_follow] < start:  # a watched line without a needle
+                    lineno += count(b"\n", pos, follow[next_follow])
+                    pos = follow[next_follow]
+                    follow = self._read(data, pos, end, lineno, follow, next_follow)
+                else:
+                    watched = True
+                next_follow += 1
+            last = find(b"\n", at, end) + 1
+            if needle == marked and not pending and not watched and session:
+                match = session(data, start, last - 1)
+                if match is not None and last - start <= MAX_LINE:
+                    stamp = match.group(*stamp_groups)
+                    if stamp != self._stamp:
+                        self._tally = self._tally_of(stamp, match["stamp"])
+                    tally = self._tally
+                    if tally is not _FEED:
+                        if lo <= start < hi:
+                            candidates += 1
+                            if tally is not None:
+                                key = match.group(*groups)
+                                tally[key] = tally.get(key, 0) + 1
+                        continue
+            lineno += count(b"\n", pos, start)
             pos = start
-            stop = data.find(b"\n", start, end)
-            raw = data[start:stop]
-            if len(raw) > MAX_LINE:  # a long line inside one block is cut too
-                raw = raw[:MAX_LINE]
-                counts.cut_lines += 1
-            elif raw.endswith(b"\r"):
-                raw = raw[:-1]
-            line = raw.decode("utf-8", "replace")
-            records = feed(line, lineno)
-            if not lo <= lineno < hi:
-                pass  # a line of the overlap: fed for its state, counted elsewhere
-            elif records is None:
-                candidates += 1
-                counts.unmatched += 1
-                if len(counts.unmatched_examples) < KEEP_UNMATCHED:
-                    where = grammar.where(lineno)
-                    counts.unmatched_examples.append(f"{where}: {line[:300]}")
-            else:
-                candidates += 1
-            if records:
-                emit(records)
-            if grammar.follow_version != self._follow_version:
-                starts = starts[:index] + self._refollow(
-                    data, stop + 1, end, starts[index:]
-                )
-        counts.candidates += candidates
-        return lineno + data.count(b"\n", pos, end)
+            follow = self._read(data, start, end, lineno, follow, next_follow)
+        while next_follow < len(follow):
+            lineno += count(b"\n", pos, follow[next_follow])
+            pos = follow[next_follow]
+            next_follow += 1
+            follow = self._read(data, pos, end, lineno, follow, next_follow)
+        self.counts.candidates += candidates
+        return lineno + count(b"\n", pos, end)
+
+    def _tally_of(self, key: object, stamp: bytes) -> Tally | None:
+        """Return the count that the sessions of a new stamp go to (None: none);
+        _FEED when the stamp names no real time, so that its lines are fed."""
+        self._stamp = key
+        try:
+            when = self.grammar.stamp_time(stamp)
+        except ValueError:
+            return _FEED
+        place = self._into.place(when)
+        return None if place is None else self._tallies.setdefault(place, {})
+
+    def _read(
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        lineno: int,
+        follow: list[int],
+        done: int,
+    ) -> list[int]:
+        """Decode and feed the line at `start`; return the watched lines still
+        to read after index `done`, updated if the grammar now watches others."""
+        counts, grammar = self.counts, self.grammar
+        stop = data.find(b"\n", start, end)
+        raw = data[start:stop]
+        if len(raw) > MAX_LINE:  # a long line inside one block is cut too
+            raw = raw[:MAX_LINE]
+            counts.cut_lines += 1
+        elif raw.endswith(b"\r"):
+            raw = raw[:-1]
+        line = raw.decode("utf-8", "replace")
+        records = grammar.feed(line, lineno)
+        own = self._own or _ALL
+        if not own.lo <= lineno < own.hi:
+            pass  # a line of the overlap: fed for its state, counted elsewhere
+        elif records is None:
+            counts.candidates += 1
+            counts.unmatched += 1
+            if len(counts.unmatched_examples) < KEEP_UNMATCHED:
+                where = grammar.where(lineno)
+                counts.unmatched_examples.append(f"{where}: {line[:300]}")
+        else:
+            counts.candidates += 1
+        if records:
+            self._emit(records)
+        if grammar.follow_version != self._follow_version:
+            return self._refollow(data, stop + 1, end, follow, done)
+        return follow
 
     def _emit(self, records: Iterable[Record]) -> None:
         if self._own is not None:
-            lo, hi = self._own
+            lo, hi = self._own.lo, self._own.hi
             records = [r for r in records if lo <= line_of(r.source) < hi]
-        self._keep(records)
+        self._into.keep(records)
 
     def _follow_needles(self) -> tuple[bytes, ...]:
         return tuple(w.encode() for w in self.grammar.follow)
 
     def _refollow(
-        self, data: bytes, begin: int, end: int, rest: list[int]
+        self, data: bytes, begin: int, end: int, follow: list[int], done: int
     ) -> list[int]:
-        """Take up the grammar's new follow literals for the rest of the block."""
+        """Take up the grammar's new watched literals for the rest of the window."""
         old = set(self._follow)
         self._follow_version = self.grammar.follow_version
         self._follow = self._follow_needles()
         new = [n for n in self._follow if n not in old]
         if not new:
-            return rest
-        return sorted(set(rest).union(self._hits(data, end, new, begin)))
+            return follow
+        rest = set(follow[done:]).union(self._hits(data, end, new, begin))
+        return follow[:done] + sorted(rest)
 
     @staticmethod
     def _hits(

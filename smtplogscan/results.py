@@ -80,6 +80,13 @@ class DeliveryKey(NamedTuple):
     hour: datetime | None
 
 
+class Place(NamedTuple):
+    """Where a record is counted: which result (see `ScanResult.place`), which hour."""
+
+    depth: int
+    hour: datetime | None
+
+
 _new_tuple = tuple.__new__
 
 
@@ -184,6 +191,44 @@ class ScanResult:
             self._hour(record.time),
         )
         self.deliveries[key] += 1
+
+    def bounds_on_minutes(self) -> bool:
+        """Say whether every window bound, the baseline's too, is a whole minute."""
+        bounds = (self.since, self.until)
+        if any(b is not None and (b.second or b.microsecond) for b in bounds):
+            return False
+        return self.baseline is None or self.baseline.bounds_on_minutes()
+
+    def place(self, when: datetime | None) -> Place | None:
+        """Say where a record of this time is counted: in this result, in its
+        baseline (depth 1) or the baseline's, and in which hour; None if nowhere."""
+        target: ScanResult | None = self
+        depth = 0
+        while target is not None:
+            windowed = target.since is not None or target.until is not None
+            if not windowed or target.within(when):
+                return Place(depth, target._hour(when))
+            target, depth = target.baseline, depth + 1
+        return None
+
+    def count_sessions(self, session: Success, place: Place, n: int) -> None:
+        """Count `n` sessions like `session` where `place` says."""
+        target = self
+        for _ in range(place.depth):
+            assert target.baseline is not None
+            target = target.baseline
+        peer = session.peer
+        key = SessionKey(
+            session.host,
+            session.mta,
+            session.direction.value,
+            peer.addr,
+            peer.name,
+            session.protocol,
+            session.cipher,
+            place.hour,
+        )
+        target.sessions[key] += n
 
     def within(self, when: datetime | None) -> bool:
         """Say whether a record of this time belongs in the window."""

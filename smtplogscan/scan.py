@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import lzma
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import BinaryIO
@@ -19,7 +19,6 @@ from typing import BinaryIO
 from smtplogscan.errors import FormatError, GrammarError, InputError, ScanError
 from smtplogscan.grammar import Grammar, Stream
 from smtplogscan.reader import LineReader
-from smtplogscan.records import Record
 from smtplogscan.registry import Registry
 from smtplogscan.results import InputReport, ScanResult, settle_bounces
 from smtplogscan.sources import Input, expand, open_input
@@ -117,7 +116,7 @@ def scan_into(
         try:
             # Records go straight into the result, so that what was read
             # before a fault is kept.
-            _scan_input(source, registry, options, report, result.keep, progress)
+            _scan_input(source, registry, options, report, result, progress)
         except FormatError as err:
             if source.found:
                 result.skipped.append(source.name)
@@ -144,7 +143,7 @@ def _scan_input(
     registry: Registry,
     options: Options,
     report: InputReport,
-    keep: Callable[[Iterable[Record]], None],
+    result: ScanResult,
     progress: Callable[[int, int], None] | None,
 ) -> None:
     stream = open_input(source)
@@ -157,7 +156,7 @@ def _scan_input(
         grammar = grammar_cls(
             Stream(source.name, source.mtime(), options.zone, options.year)
         )
-        reader = LineReader(grammar, report.counts, keep)
+        reader = LineReader(grammar, report.counts, result)
         while block:
             lines = report.counts.lines
             reader.push(block)

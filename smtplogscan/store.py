@@ -49,7 +49,7 @@ from typing import Any
 from smtplogscan import parallel, parquet
 from smtplogscan.errors import FormatError, ScanError, StoreError, UsageError
 from smtplogscan.grammar import Stream
-from smtplogscan.reader import LineReader
+from smtplogscan.reader import LineReader, Own
 from smtplogscan.registry import Registry
 from smtplogscan.results import (
     Counts,
@@ -252,19 +252,27 @@ def _scan_new(
         part = parallel.Part(source, entry["bytes"], end, name)
         found = parallel.run_part(part, options, registry)
         return found, entry["lines"] + found.counts.lines, end
-    return _scan_stream(source, grammar, entry["lines"] + 1, end, options)
+    known = (entry["lines"], entry["bytes"])
+    return _scan_stream(source, grammar, known, end, options)
 
 
 def _scan_stream(
-    source: Input, grammar_cls: Any, first: int, limit: int | None, options: Options
+    source: Input,
+    grammar_cls: Any,
+    known: tuple[int, int],
+    limit: int | None,
+    options: Options,
 ) -> tuple[ScanResult, int, int]:
-    """Read the whole input, keeping the records of lines from `first` on."""
+    """Read the whole input, keeping the records of the lines after the `known`
+    ones (so many lines, so many bytes)."""
     found = new_result(options)
     counts = Counts()
     grammar = grammar_cls(
         Stream(source.name, source.mtime(), options.zone, options.year)
     )
-    reader = LineReader(grammar, counts, found.keep, 1, (first, _ALL_LINES))
+    lines, size = known
+    own = Own(lines + 1, _ALL_LINES, size, _ALL_LINES)
+    reader = LineReader(grammar, counts, found, 1, own)
     stream = open_input(source)
     try:
         left = _ALL_LINES if limit is None else limit
