@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtplogscan import Stream
+from smtplogscan import Record, Stream
 from smtplogscan.grammars.postfix import PostfixGrammar
 from smtplogscan.reader import LineReader, Own
 from smtplogscan.results import Counts, ScanResult
@@ -83,9 +83,14 @@ def test_session_lines_are_counted_from_the_buffer() -> None:
         line.format(day=day, clock=clock)
         for day, clock in ((" 3", "10:15:02"), (" 3", "10:59:59"), (" 3", "11:00:00"))
     ).encode()
-    fed = []
-    grammar = PostfixGrammar(Stream("mail.log", MTIME, ZONE))
-    grammar.feed = lambda line, lineno: fed.append(line) or []  # type: ignore[method-assign]
+    fed: list[str] = []
+
+    class Watched(PostfixGrammar):
+        def feed(self, line: str, lineno: int) -> list[Record] | None:
+            fed.append(line)
+            return super().feed(line, lineno)
+
+    grammar = Watched(Stream("mail.log", MTIME, ZONE))
     result, counts = ScanResult(), Counts()
     reader = LineReader(grammar, counts, result)
     reader.push(body)
