@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pyparsing as pp
-
 from smtplogscan import (
     Delivery,
     Direction,
@@ -59,6 +57,7 @@ from smtplogscan.grammars.postfix_lines import (
     match_status,
     match_success_line,
     mentions_tls_trouble,
+    parse,
     peer_of,
     relay_peer,
     split_line,
@@ -228,11 +227,10 @@ class PostfixGrammar(Grammar):
         daemon: str,
         lineno: int,
     ) -> list[Record]:
-        try:
-            tokens = SSL_ERROR.parse_string(strip_warning(msg))
-        except pp.ParseException:
+        tokens = parse(SSL_ERROR, strip_warning(msg))
+        if tokens is None:
             return []  # "SSL_accept:error in ..." state lines of loglevel 2
-        op = "SSL_" + tokens["op"]
+        op = "SSL_" + token(tokens, "op")
         direction = Direction.INBOUND if op == "SSL_accept" else Direction.OUTBOUND
         handshake = _Handshake(
             self._time(stamp), direction, peer_of(tokens), op, lineno
@@ -262,9 +260,8 @@ class PostfixGrammar(Grammar):
     ) -> list[Record]:
         if key in self._open:
             return self._close(key)
-        try:
-            tokens = LOST_AFTER_STARTTLS.parse_string(msg)
-        except pp.ParseException:
+        tokens = parse(LOST_AFTER_STARTTLS, msg)
+        if tokens is None:
             return []
         # The connection died after STARTTLS and no SSL_accept line said more.
         handshake = _Handshake(
@@ -313,11 +310,8 @@ class PostfixGrammar(Grammar):
         self, key: tuple[str, str], msg: str, stamp: str, host: str, lineno: int
     ) -> list[Record]:
         out = self._close(key)
-        try:
-            tokens = VERIFY_FAILED.parse_string(
-                msg[msg.find("certificate verification") :]
-            )
-        except pp.ParseException:
+        tokens = parse(VERIFY_FAILED, msg[msg.find("certificate verification") :])
+        if tokens is None:
             return out
         reason = "certificate verification failed: " + token(tokens, "reason").strip()
         self._open[key] = _Handshake(
@@ -358,9 +352,8 @@ class PostfixGrammar(Grammar):
         # Postfix 3.10+ says to TLSRPT what its other lines say too: the line
         # joins the failure of the same process and server when there is one,
         # and stands for it when there is none (a STARTTLS policy failure).
-        try:
-            tokens = TLSRPT.parse_string(msg)
-        except pp.ParseException:
+        tokens = parse(TLSRPT, msg)
+        if tokens is None:
             return []
         peer = peer_of(tokens)
         failure_type = msg.rpartition("failure_type=")[2].split(",")[0]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pyparsing as pp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smtplogscan import Direction, Kind, Outcome
+from smtplogscan.grammars import postfix_lines as lines
 from smtplogscan.grammars.postfix import PostfixGrammar
 
 H = "Dec  3 15:01:02 mx1"
@@ -275,3 +279,55 @@ def test_tlsrpt_line_joins_the_handshake_it_reports(scan_text):
     (event,) = result.events
     assert event.kind is Kind.CERT_EXPIRED
     assert event.extra == {"tlsrpt_failure_type": "certificate-expired"}
+
+
+# The failure shapes are single Regex elements joined by `sequence`; they must
+# read a message exactly as the pyparsing And of their parts would.
+_REST = pp.Regex(r".*").leave_whitespace()("reason")
+_COMPOSED = {
+    "SSL_ERROR": pp.Regex(r"SSL_(?P<op>accept|connect) error (?:from|to)")
+    + lines.PEER
+    + pp.Suppress(":")
+    + _REST,
+    "VERIFY_FAILED": pp.Regex(r"(?:server )?certificate verification failed for")
+    + lines.PEER
+    + pp.Suppress(":")
+    + _REST,
+    "LOST_AFTER_STARTTLS": pp.Regex(r"(?:lost connection|timeout) after STARTTLS from")
+    + lines.PEER,
+    "TLSRPT": pp.Regex(r"TLSRPT: status=failure,.*?receiving_mx=") + lines.PEER + _REST,
+}
+_OPENINGS = st.sampled_from(
+    [
+        "SSL_accept error from",
+        "SSL_connect error to",
+        "server certificate verification failed for",
+        "certificate verification failed for",
+        "lost connection after STARTTLS from",
+        "timeout after STARTTLS from",
+        "TLSRPT: status=failure, domain=example.net, receiving_mx=",
+        "TLSRPT: status=failure, receiving_mx=x, receiving_mx=",
+    ]
+)
+_PIECES = st.sampled_from(
+    [" ", "\t", "  ", "", "unknown", "mx.example.net", "[", "]", "192.0.2.4", ":",
+     "25", ": ", " -1", "2001:db8::1", "x[1.2.3.4]:25 foo", "\u00a0", "\n"]
+)  # fmt: skip
+
+
+@given(_OPENINGS, st.lists(_PIECES, max_size=8))
+def test_failure_shapes_read_as_their_composed_parts(
+    opening: str, pieces: list[str]
+) -> None:
+    text = opening + "".join(pieces)
+    for name, composed in _COMPOSED.items():
+        try:
+            expected: dict[str, object] | None = composed.parse_string(text).as_dict()
+        except pp.ParseException:
+            expected = None
+        found = lines.parse(getattr(lines, name), text)
+        if found is not None:
+            found = {k: v for k, v in found.items() if v is not None}
+        if expected is not None:
+            expected = {k: v for k, v in expected.items() if v is not None}
+        assert found == expected, name
