@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from smtplogscan.errors import FormatError, InputError, ScanError
 from smtplogscan.grammar import Stream
-from smtplogscan.reader import LineReader, Own
+from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry, load
 from smtplogscan.results import Counts, InputReport, ScanResult
 from smtplogscan.scan import (
@@ -206,19 +206,12 @@ def _scan_range(
         warm = _line_start(handle, max(0, part.start - OVERLAP))
         stop = _line_start(handle, min(size, part.end + OVERLAP))
         warm_line = 1 + _newlines(handle, 0, warm)
-        lo = warm_line + _newlines(handle, warm, part.start)
-        hi = lo + _newlines(handle, part.start, part.end)
 
         mtime = datetime.fromtimestamp(source.path.stat().st_mtime, UTC)
         grammar = grammar_cls(Stream(source.name, mtime, options.zone, options.year))
         scratch = Counts()
-        reader = LineReader(
-            grammar,
-            scratch,
-            result,
-            warm_line,
-            Own(lo, hi, part.start - warm, part.end - warm),
-        )
+        own = (part.start - warm, part.end - warm)
+        reader = LineReader(grammar, scratch, result, warm_line, own)
         handle.seek(warm)
         left = stop - warm
         while left > 0:
@@ -228,6 +221,7 @@ def _scan_range(
             left -= len(block)
             reader.push(block)
         reader.close()
+        lo, hi = reader.owned_lines
 
     counts = report.counts
     counts.lines, counts.bytes = hi - lo, part.end - part.start

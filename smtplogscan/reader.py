@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import NamedTuple
 
 from ahocorasick_rs import BytesAhoCorasick, MatchKind
 
@@ -47,17 +46,7 @@ def _automaton(
     return found.find_matches_as_indexes
 
 
-class Own(NamedTuple):
-    """The part of a stream a reader answers for: lines lo <= n < hi, which are
-    the bytes start <= offset < end counted from where the reader began."""
-
-    lo: int
-    hi: int
-    start: int
-    end: int
-
-
-_ALL = Own(0, 1 << 62, 0, 1 << 62)
+_NEVER = 1 << 62  # a line number or offset no stream reaches
 
 
 class LineReader:
@@ -69,20 +58,25 @@ class LineReader:
         counts: Counts,
         into: ScanResult,
         first_line: int = 1,
-        own: Own | None = None,
+        own: tuple[int, int] | None = None,
     ) -> None:
         """Read lines numbered from `first_line`, keeping what they hold in `into`.
 
-        With `own`, only the lines it names are this reader's: only they are
-        counted as candidates or unmatched, and only records whose source line
-        lies there are kept. The lines around them are still fed, so that the
-        grammar learns how handshakes began and how they end.
+        With `own` = (start, end), only the lines that start at offsets start
+        <= offset < end from where the reader began (both line starts) are this
+        reader's: only they are counted as candidates or unmatched, and only
+        records whose source line is one of them are kept. The lines around
+        them are still fed, so that the grammar learns how handshakes began and
+        how they end.
         """
         self.grammar = grammar
         self.counts = counts
         self._into = into
         self._line = first_line - 1  # lines read so far, before first_line too
-        self._own = own
+        self._own = own or (0, _NEVER)
+        # The numbers of the first line owned and of the first one after them,
+        # known once the reader has come to their offsets.
+        self.owned_lines = (_NEVER, _NEVER)
         self._offset = 0  # the stream offset of the next block
         marker = grammar.session_marker if grammar.session_line is not None else ""
         words = (
@@ -131,6 +125,9 @@ class LineReader:
             base = self._offset - len(self._carry)
             self._lines(self._carry + b"\n", len(self._carry) + 1, base)
             self._carry = b""
+        if self._own[1] < _NEVER:  # a part that the stream ended inside
+            lo, hi = self.owned_lines
+            self.owned_lines = (min(lo, self._line + 1), min(hi, self._line + 1))
         self._emit(self.grammar.finish())
         self.counts.evicted += self.grammar.evicted
         session_of, count = self.grammar.session_of, self._into.count_sessions
@@ -166,8 +163,8 @@ class LineReader:
         # starts to watch is then searched for in the rest of one window, not of
         # the whole block.
         view = memoryview(data)
-        own = self._own or _ALL
-        mine = (own.start - base, own.end - base)  # the owned bytes of data
+        mine = (self._own[0] - base, self._own[1] - base)  # the owned bytes of data
+        self._number_owned(data, begin, end, lineno, mine)
         while begin < end:
             stop = data.find(b"\n", min(begin + WINDOW, end) - 1, end) + 1
             lineno = self._window(data, view[begin:stop], begin, stop, lineno, mine)
@@ -175,6 +172,17 @@ class LineReader:
         # The windows counted the lines of data[:end] as they went.
         self.counts.lines += lineno - 1 - self._line
         self._line = lineno - 1
+
+    def _number_owned(
+        self, data: bytes, begin: int, end: int, lineno: int, mine: tuple[int, int]
+    ) -> None:
+        """Learn the numbers of the owned lines' bounds that lie in data[:end]."""
+        lo, hi = self.owned_lines
+        if lo == _NEVER and mine[0] <= end:
+            lo = lineno + data.count(b"\n", begin, max(begin, mine[0]))
+        if hi == _NEVER and mine[1] <= end:
+            hi = lineno + data.count(b"\n", begin, max(begin, mine[1]))
+        self.owned_lines = (lo, hi)
 
     def _window(
         self,
@@ -271,8 +279,8 @@ class LineReader:
             raw = raw[:-1]
         line = raw.decode("utf-8", "replace")
         records = grammar.feed(line, lineno)
-        own = self._own or _ALL
-        if not own.lo <= lineno < own.hi:
+        lo, hi = self.owned_lines
+        if not lo <= lineno < hi:
             pass  # a line of the overlap: fed for its state, counted elsewhere
         elif records is None:
             counts.candidates += 1
@@ -289,8 +297,8 @@ class LineReader:
         return follow
 
     def _emit(self, records: Iterable[Record]) -> None:
-        if self._own is not None:
-            lo, hi = self._own.lo, self._own.hi
+        lo, hi = self.owned_lines
+        if lo > 1 or hi < _NEVER:
             records = [r for r in records if lo <= line_of(r.source) < hi]
         self._into.keep(records)
 

@@ -49,7 +49,7 @@ from typing import Any
 from smtplogscan import parallel, parquet
 from smtplogscan.errors import FormatError, ScanError, StoreError, UsageError
 from smtplogscan.grammar import Stream
-from smtplogscan.reader import LineReader, Own
+from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry
 from smtplogscan.results import (
     Counts,
@@ -252,27 +252,24 @@ def _scan_new(
         part = parallel.Part(source, entry["bytes"], end, name)
         found = parallel.run_part(part, options, registry)
         return found, entry["lines"] + found.counts.lines, end
-    known = (entry["lines"], entry["bytes"])
-    return _scan_stream(source, grammar, known, end, options)
+    return _scan_stream(source, grammar, entry["bytes"], end, options)
 
 
 def _scan_stream(
     source: Input,
     grammar_cls: Any,
-    known: tuple[int, int],
+    known: int,
     limit: int | None,
     options: Options,
 ) -> tuple[ScanResult, int, int]:
-    """Read the whole input, keeping the records of the lines after the `known`
-    ones (so many lines, so many bytes)."""
+    """Read the whole input, keeping the records of the lines after its first
+    `known` bytes."""
     found = new_result(options)
     counts = Counts()
     grammar = grammar_cls(
         Stream(source.name, source.mtime(), options.zone, options.year)
     )
-    lines, size = known
-    own = Own(lines + 1, _ALL_LINES, size, _ALL_LINES)
-    reader = LineReader(grammar, counts, found, 1, own)
+    reader = LineReader(grammar, counts, found, 1, (known, _ALL_LINES))
     stream = open_input(source)
     try:
         left = _ALL_LINES if limit is None else limit

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from smtplogscan import Record, Stream
 from smtplogscan.grammars.postfix import PostfixGrammar
-from smtplogscan.reader import LineReader, Own
+from smtplogscan.reader import LineReader
 from smtplogscan.results import Counts, ScanResult
 
 from .conftest import SAMPLES
@@ -39,7 +39,7 @@ def read(
     body: bytes,
     block: int = 1 << 20,
     window: tuple[datetime | None, datetime | None] = (None, None),
-    own: Own | None = None,
+    own: tuple[int, int] | None = None,
 ) -> tuple[ScanResult, Counts]:
     result = ScanResult(since=window[0], until=window[1])
     counts = Counts()
@@ -256,6 +256,6 @@ def test_owned_bytes_decide_which_part_counts_a_session() -> None:
     )
     body = line * 10
     cut = len(line) * 4  # lines 1-4 are one part's, lines 5-10 the other's
-    first = assert_same(body, own=Own(1, 5, 0, cut))
-    second = assert_same(body, own=Own(5, 11, cut, len(body)))
+    first = assert_same(body, own=(0, cut))
+    second = assert_same(body, own=(cut, len(body)))
     assert (first.tls_successes, second.tls_successes) == (4, 6)
