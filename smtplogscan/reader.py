@@ -92,13 +92,13 @@ class LineReader:
         # Sessions counted from the buffer: place -> groups -> lines. `_tally` is
         # where the sessions of the last stamp (`_stamp`) go: None if nowhere.
         self._tallies: dict[Place, Tally] = {}
-        self._stamp: object = None
         self._tally: Tally | None = _FEED
+        self._stamp: bytes | None = None
         # With bounds on whole minutes, sessions of one minute go to one place,
         # and a stamp needs reading once a minute rather than once a second.
-        self._stamp_groups = (
-            grammar.session_minute if into.bounds_on_minutes() else ("stamp",)
-        ) or ("stamp",)
+        self._minute: object = None
+        minute = grammar.session_minute if into.bounds_on_minutes() else ()
+        self._minute_groups = minute or ("stamp",)
         self._carry = b""
         self._skipping = False  # inside the rest of a line that was cut
         self._closed = False
@@ -199,21 +199,23 @@ class LineReader:
         lo, hi = mine
         grammar, marked = self.grammar, self._marked
         session = grammar.session_line.match if grammar.session_line else None
-        groups, stamp_groups = grammar.session_groups, self._stamp_groups
+        groups, minute_groups = grammar.session_groups, self._minute_groups
         pending = grammar.pending
-        follow = self._hits(data, end, self._follow, begin) if self._follow else []
+        # Watched lines to read, ending with a start no line has.
+        follow = [*self._hits(data, end, self._follow, begin), _NEVER]
         next_follow = 0
         floor = begin - 1 if begin else 0  # the newline before the window
         # Lines are numbered up to `pos`; hits before `last` are on lines read.
         pos = last = begin
         candidates = 0
+        stamp, minute, tally = self._stamp, self._minute, self._tally
         for needle, at, _ in self._find(view):
             at += begin
             if at < last:
                 continue
             start = rfind(b"\n", floor, at) + 1
             watched = False
-            while next_follow < len(follow) and follow[next_follow] <= start:
+            while follow[next_follow] <= start:
                 if follow[next_follow] < start:  # a watched line without a needle
                     lineno += count(b"\n", pos, follow[next_follow])
                     pos = follow[next_follow]
@@ -225,10 +227,11 @@ class LineReader:
             if needle == marked and not pending and not watched and session:
                 match = session(data, start, last - 1)
                 if match is not None and last - start <= MAX_LINE:
-                    stamp = match.group(*stamp_groups)
-                    if stamp != self._stamp:
-                        self._tally = self._tally_of(stamp, match["stamp"])
-                    tally = self._tally
+                    if match["stamp"] != stamp:
+                        stamp = match["stamp"]
+                        if match.group(*minute_groups) != minute:
+                            minute = match.group(*minute_groups)
+                            tally = self._tally_of(stamp)
                     if tally is not _FEED:
                         if lo <= start < hi:
                             candidates += 1
@@ -239,18 +242,18 @@ class LineReader:
             lineno += count(b"\n", pos, start)
             pos = start
             follow = self._read(data, start, end, lineno, follow, next_follow)
-        while next_follow < len(follow):
+        while follow[next_follow] < _NEVER:
             lineno += count(b"\n", pos, follow[next_follow])
             pos = follow[next_follow]
             next_follow += 1
             follow = self._read(data, pos, end, lineno, follow, next_follow)
+        self._stamp, self._minute, self._tally = stamp, minute, tally
         self.counts.candidates += candidates
         return lineno + count(b"\n", pos, end)
 
-    def _tally_of(self, key: object, stamp: bytes) -> Tally | None:
+    def _tally_of(self, stamp: bytes) -> Tally | None:
         """Return the count that the sessions of a new stamp go to (None: none);
         _FEED when the stamp names no real time, so that its lines are fed."""
-        self._stamp = key
         try:
             when = self.grammar.stamp_time(stamp)
         except ValueError:
