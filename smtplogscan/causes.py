@@ -26,10 +26,8 @@ specific entry stands before a general one.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from importlib import resources
 
 from smtplogscan.errors import CatalogueError
 from smtplogscan.records import Culprit, Direction, Kind
@@ -109,6 +107,10 @@ def _entry(raw: dict[str, object], file: str) -> Cause:
 @cache
 def catalogue() -> tuple[Cause, ...]:
     """Load every catalogue file shipped with the package, in order."""
+    # Imported here: commands that classify nothing (grammars, --help) skip them.
+    import tomllib
+    from importlib import resources
+
     folder = resources.files("smtplogscan") / "catalogue"
     entries: list[Cause] = []
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
