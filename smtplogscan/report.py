@@ -15,14 +15,15 @@ import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from markupsafe import Markup
-
-from smtplogscan.analysis import Analysis
 from smtplogscan.frame import EVENT_FIELDS, event_row
 from smtplogscan.records import Event
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from smtplogscan.analysis import Analysis
 
 WIDTH = 100
 _CONTROL = re.compile(
@@ -109,15 +110,18 @@ def _stamp(iso: str, bucket: str = "hour") -> str:
     return iso[:10] if bucket == "day" else iso[:16].replace("T", " ")
 
 
-def _clean_markup(value: object) -> object:
-    # Markup was built by a template or filter and is trusted; log text is not.
-    return value if isinstance(value, Markup) else clean(value)
-
-
 def environment(
     template_dir: Path | None = None, html: bool = False
 ) -> jinja2.Environment:
     """Build the jinja2 environment; templates in `template_dir` override ours."""
+    # Imported here: the JSON and CSV reports need no templates.
+    import jinja2
+    from markupsafe import Markup
+
+    def clean_markup(value: object) -> object:
+        # Markup was built by a template or filter and is trusted; log text is not.
+        return value if isinstance(value, Markup) else clean(value)
+
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(template_dir)))
@@ -125,7 +129,7 @@ def environment(
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=html,
-        finalize=_clean_markup if html else clean,
+        finalize=clean_markup if html else clean,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
