@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from smtplogscan import mail
 from smtplogscan import registry as registry_mod
 from smtplogscan import window as window_mod
 from smtplogscan.errors import MailError, ScanError, UsageError
@@ -73,6 +72,7 @@ EXIT_INTERRUPTED = 130
 
 if TYPE_CHECKING:
     from smtplogscan.analysis import Analysis
+    from smtplogscan.mail import Transport
 
 log = logging.getLogger("smtplogscan")
 
@@ -175,8 +175,6 @@ def _run(
     baseline: Window | None = None,
     store: Path | None = None,
 ) -> ScanResult:
-    from smtplogscan.parallel import default_jobs
-
     registry = registry_mod.load(reading.grammar_path or [])
     for failure in registry.failures:
         log.warning("%s", failure)
@@ -184,7 +182,7 @@ def _run(
         grammar=reading.grammar,
         zone=_zone(reading.timezone),
         year=reading.year,
-        jobs=reading.jobs or default_jobs(),
+        jobs=reading.jobs or _default_jobs(),
         engine=str(reading.engine),
         scheduler=reading.scheduler,
         **_limits(window, baseline),
@@ -204,6 +202,13 @@ def _run(
     for error in result.errors:
         typer.echo(f"smtplogscan: {clean(error)}", err=True)
     return result
+
+
+def _default_jobs() -> int:
+    # Imported here: the process pool's modules cost a run with --jobs 1 for nothing.
+    from smtplogscan.parallel import default_jobs
+
+    return default_jobs()
 
 
 def _store(
@@ -294,7 +299,7 @@ def report(
     mailing = _mailing(
         mail_to, mail_from, smtp_host, smtp_port, starttls,
         smtp_user, smtp_password_file, smtp_password_env,
-        (sendmail_path or mail.SENDMAIL) if sendmail or sendmail_path else None,
+        sendmail_path or ("" if sendmail else None),
     )  # fmt: skip
     reading = _Reading(grammar, grammar_path, year, timezone, jobs, engine, scheduler)
     window, period = _windows(since, until, compare_to, timezone)
@@ -396,7 +401,7 @@ def grammars(
 class _Mailing:
     recipients: list[str]
     sender: str
-    transport: mail.Transport
+    transport: Transport
 
 
 def _mailing(
@@ -410,13 +415,20 @@ def _mailing(
     password_env: str | None,
     sendmail: str | None,
 ) -> _Mailing | None:
-    """Check the mail options before the scan, so that a typo costs no scan."""
+    """Check the mail options before the scan, so that a typo costs no scan.
+
+    `sendmail` is the program to pipe to: None when not asked for, ``""`` for
+    the default one.
+    """
     if not mail_to:
-        if smtp_host or sendmail or mail_from or smtp_user:
+        if smtp_host or sendmail is not None or mail_from or smtp_user:
             raise UsageError("the mail options need --mail-to")
         return None
-    if smtp_host and sendmail:
+    if smtp_host and sendmail is not None:
         raise UsageError("give --smtp-host or --sendmail, not both")
+    # Imported here: the email and SMTP modules serve only a mailed report.
+    from smtplogscan import mail
+
     password = mail.read_password(password_file, password_env)
     if smtp_user and password is None:
         raise UsageError(
@@ -437,7 +449,7 @@ def _mailing(
 def _send(
     mailing: _Mailing, analysis: Analysis, result: ScanResult, template_dir: Path | None
 ) -> None:
-    from smtplogscan import charts
+    from smtplogscan import charts, mail
     from smtplogscan import report as render
 
     examples = result.counts.unmatched_examples
