@@ -7,7 +7,7 @@ JSON contract in the README lists these fields.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from smtplogscan.records import Event
@@ -67,26 +67,21 @@ def sort_events(events: Sequence[Event]) -> list[Event]:
     return sorted(events, key=lambda e: line_order(e.source))
 
 
-def _utc(frame: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    # pandas turns None into NaT when the other times share one offset.
-    times = [t.astimezone(UTC) if pd.notna(t) else None for t in frame.pop("time_obj")]
-    frame["when"] = pd.to_datetime(
-        pd.Series(times, dtype=object, index=frame.index),
-        utc=True,
-    )
-    return frame
-
-
 def events_frame(events: Sequence[Event]) -> pd.DataFrame:
     """One row per event, columns as in `EVENT_FIELDS`, plus ``when`` in UTC."""
     import pandas as pd
 
     rows = [event_row(e) for e in events]
-    frame = pd.DataFrame(rows, columns=list(EVENT_FIELDS))
-    frame["time_obj"] = [e.time for e in events]
-    return _utc(frame)
+    columns = {name: [row[name] for row in rows] for name in EVENT_FIELDS}
+    ports = pd.Series(columns.pop("peer_port"))
+    # Text as Python objects, not pandas' default Arrow strings: the report reads
+    # these values back one by one, and Arrow would copy each in and out again.
+    frame = pd.DataFrame(columns, dtype=object)
+    frame.insert(EVENT_FIELDS.index("peer_port"), "peer_port", ports)
+    frame["when"] = _timestamps(
+        [None if e.time is None else e.time.astimezone(UTC) for e in events]
+    )
+    return frame
 
 
 def sessions_frame(sessions: Mapping[SessionKey, int]) -> pd.DataFrame:
@@ -102,13 +97,25 @@ def deliveries_frame(deliveries: Mapping[DeliveryKey, int]) -> pd.DataFrame:
 def _counted(counter: Mapping[Any, int], fields: tuple[str, ...]) -> pd.DataFrame:
     import pandas as pd
 
-    frame = pd.DataFrame(list(counter.keys()), columns=list(fields))
+    # The keys are tuples of `fields`: turned around, they are the columns.
+    transposed = zip(*counter, strict=True) if counter else ((),) * len(fields)
+    columns = dict(zip(fields, transposed, strict=True))
+    hours = columns.pop("hour")
+    # Text as objects, as in `events_frame`.
+    frame = pd.DataFrame(
+        {name: list(values) for name, values in columns.items()},
+        dtype=object,
+    )
     frame["count"] = list(counter.values())
-    hours = frame.pop("hour")
     # Hours repeat across peers: convert each distinct one once.
     utc = {h: h.astimezone(UTC) for h in set(hours) if h is not None}
-    frame["when"] = pd.to_datetime(
-        pd.Series([utc.get(h) for h in hours], dtype=object, index=frame.index),
-        utc=True,
-    )
+    frame["when"] = _timestamps([utc.get(h) for h in hours])
     return frame
+
+
+def _timestamps(times: list[datetime | None]) -> pd.Series:
+    """Return UTC datetimes as a Series of timestamps, None as NaT."""
+    import pandas as pd
+
+    # Converted to UTC by the caller: pandas keeps a mix of offsets as objects.
+    return pd.to_datetime(pd.Series(times, dtype=object), utc=True)
