@@ -135,42 +135,53 @@ def _unrelated(addr: str, name: str) -> str:
 
 def _spread(events: pd.DataFrame) -> dict[str, int]:
     """Count, per cause, the unrelated peers it was seen from."""
-    spread: dict[str, int] = {}
-    for cause, group in events.groupby("cause"):
-        groups = {
-            _unrelated(a, n)
-            for a, n in zip(group["peer_addr"], group["peer_name"], strict=True)
-            if a or n
-        }
-        spread[str(cause)] = len(groups)
-    return spread
+    groups: dict[str, set[str]] = {}
+    pairs = events[["cause", "peer_addr", "peer_name"]].drop_duplicates()
+    for cause, addr, name in zip(
+        pairs["cause"], pairs["peer_addr"], pairs["peer_name"], strict=True
+    ):
+        unrelated = groups.setdefault(str(cause), set())
+        if addr or name:
+            unrelated.add(_unrelated(addr, name))
+    return {cause: len(unrelated) for cause, unrelated in groups.items()}
 
 
 _PEER = ["peer_addr", "direction"]
+#: Each peer shows the most frequent value of these columns ...
+_MOST = ("peer_name", "mta", "cause", "detail")
+#: ... and the count of each value of these.
+_COUNTED = ("kind", "outcome", "host")
+#: Peer names that name no one.
+_NAMELESS = frozenset({"", "unknown"})
+
+_PeerCounts = dict[tuple[str, str], dict[str, int]]
 
 
-def _mode(events: pd.DataFrame, column: str) -> dict[tuple[str, str], str]:
-    """Return the most frequent value of `column` for each peer and direction."""
-    counts = (
-        events.groupby([*_PEER, column], sort=False).size().rename("n").reset_index()
-    )
-    top = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates(_PEER)
-    return {
-        (a, d): str(v)
-        for a, d, v in zip(top["peer_addr"], top["direction"], top[column], strict=True)
-    }
+def _counts(events: pd.DataFrame, column: str) -> _PeerCounts:
+    """Count the values of `column` for each peer and direction.
 
-
-def _tally(events: pd.DataFrame, column: str) -> dict[tuple[str, str], dict[str, int]]:
-    """Return {value: count} of `column` for each peer and direction."""
-    tallies: dict[tuple[str, str], dict[str, int]] = {}
-    sizes = events.groupby([*_PEER, column]).size()
+    The values of one peer are in the order they first appear in `events`.
+    """
+    counts: _PeerCounts = {}
+    sizes = events.groupby([*_PEER, column], sort=False).size()
     for (addr, direction, value), n in cast(Iterable[tuple[Any, int]], sizes.items()):
-        if value:
-            tallies.setdefault((addr, direction), {})[str(value)] = int(n)
-    return {
-        k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in tallies.items()
-    }
+        counts.setdefault((addr, direction), {})[str(value)] = int(n)
+    return counts
+
+
+def _most(values: dict[str, int], skip: frozenset[str] = frozenset()) -> str:
+    """Return the most frequent value, the first seen of those as frequent."""
+    best, top = "", 0
+    for value, n in values.items():
+        if n > top and value not in skip:
+            best, top = value, n
+    return best
+
+
+def _by_count(values: dict[str, int]) -> dict[str, int]:
+    """Return the values that are not empty, the most frequent first."""
+    kept = [(value, n) for value, n in values.items() if value]
+    return dict(sorted(kept, key=lambda kv: (-kv[1], kv[0])))
 
 
 def _peers(
@@ -180,44 +191,42 @@ def _peers(
     causes: dict[str, Cause],
 ) -> list[dict[str, Any]]:
     ok = successes.groupby(_PEER)["count"].sum().to_dict() if len(successes) else {}
-    logged = (
-        set(successes["direction"] + "/" + successes["mta"])
-        if len(successes)
-        else set()
-    )
-    named = events[(events["peer_name"] != "") & (events["peer_name"] != "unknown")]
-    names = _mode(named, "peer_name")
-    mtas, cause_ids, details = (_mode(events, c) for c in ("mta", "cause", "detail"))
-    kinds, outcomes, hosts = (_tally(events, c) for c in ("kind", "outcome", "host"))
+    logged = set(zip(successes["direction"], successes["mta"], strict=True))
+    counts = {column: _counts(events, column) for column in (*_MOST, *_COUNTED)}
     seen = events.groupby(_PEER)["when"].agg(["size", "min", "max"])
 
     peers: list[dict[str, Any]] = []
-    for (addr, direction), row in cast(Iterable[tuple[Any, Any]], seen.iterrows()):
-        key = (addr, direction)
-        mta, cause = mtas[key], causes[cause_ids[key]]
-        failures, good = int(row["size"]), int(ok.get(key, 0))
-        rated = f"{direction}/{mta}" in logged
+    for key, size, first, last in zip(
+        seen.index, seen["size"], seen["min"], seen["max"], strict=True
+    ):
+        addr, direction = key
+        mta = _most(counts["mta"][key])
+        cause = causes[_most(counts["cause"][key])]
+        failures, good = int(size), int(ok.get(key, 0))
+        rated = (direction, mta) in logged
         peers.append(
             {
                 "peer_addr": addr or None,
-                "peer_name": names.get(key) or addr or NO_PEER,
+                "peer_name": _most(counts["peer_name"][key], _NAMELESS)
+                or addr
+                or NO_PEER,
                 "direction": direction,
                 "mta": mta,
-                "hosts": sorted(hosts.get(key, {})),
+                "hosts": sorted(h for h in counts["host"][key] if h),
                 "failures": failures,
                 "successes": good,
                 "failure_rate": round(failures / (failures + good), 4)
                 if rated
                 else None,
-                "kinds": kinds.get(key, {}),
-                "outcomes": outcomes.get(key, {}),
-                "first_seen": _iso(row["min"]),
-                "last_seen": _iso(row["max"]),
+                "kinds": _by_count(counts["kind"][key]),
+                "outcomes": _by_count(counts["outcome"][key]),
+                "first_seen": _iso(first),
+                "last_seen": _iso(last),
                 "culprit": _culprit(cause, spread.get(cause.id, 0)),
                 "cause": cause.id,
                 "cause_text": cause.cause,
                 "advice": cause.advice(mta),
-                "detail": details[key],
+                "detail": _most(counts["detail"][key]),
             }
         )
     peers.sort(key=lambda p: (-p["failures"], p["peer_name"]))
@@ -225,13 +234,13 @@ def _peers(
 
 
 def _kinds(events: pd.DataFrame) -> list[dict[str, Any]]:
+    by_kind = events.groupby("kind")["peer_addr"]
+    sizes = by_kind.size()
     rows = [
-        {
-            "kind": str(kind),
-            "failures": len(group),
-            "peers": group["peer_addr"].nunique(),
-        }
-        for kind, group in events.groupby("kind")
+        {"kind": str(kind), "failures": int(failures), "peers": int(peers)}
+        for kind, failures, peers in zip(
+            sizes.index, sizes, by_kind.nunique(), strict=True
+        )
     ]
     return sorted(rows, key=lambda r: (-r["failures"], r["kind"]))
 
@@ -239,31 +248,35 @@ def _kinds(events: pd.DataFrame) -> list[dict[str, Any]]:
 def _causes(
     events: pd.DataFrame, spread: dict[str, int], causes: dict[str, Cause]
 ) -> list[dict[str, Any]]:
+    by_cause = events.groupby("cause")
+    sizes = by_cause.size()
+    # A failure's peer is its name, else its address, if either is known.
+    who = events["peer_name"].where(events["peer_name"] != "", events["peer_addr"])
+    named = events.assign(who=who)[who != ""].groupby("cause")["who"].unique()
     rows = []
-    for cause_id, group in events.groupby("cause"):
+    for cause_id, failures, example, mtas in zip(
+        sizes.index,
+        sizes,
+        by_cause["detail"].first(),
+        by_cause["mta"].unique(),
+        strict=True,
+    ):
         cause = causes[str(cause_id)]
-        mtas = sorted(set(group["mta"]))
-        peers = sorted(
-            {
-                n or a
-                for n, a in zip(group["peer_name"], group["peer_addr"], strict=True)
-                if n or a
-            }
-        )
+        peers = sorted(named.get(cause_id, ()))
         culprit = _culprit(cause, spread.get(cause.id, 0))
         rows.append(
             {
                 "cause": cause.id,
                 "kind": str(cause.kind),
                 "culprit": culprit,
-                "failures": len(group),
+                "failures": int(failures),
                 "peers": len(peers),
                 "peer_names": peers[:10],
                 "cause_text": cause.cause,
-                "advice": {m: cause.advice(m) for m in mtas},
+                "advice": {m: cause.advice(m) for m in sorted(mtas)},
                 "note": cause.note,
                 "spread": culprit != str(cause.culprit),
-                "example": str(group["detail"].iloc[0]),
+                "example": str(example),
             }
         )
     return sorted(rows, key=lambda r: (r["culprit"] != "local", -r["failures"]))
@@ -271,14 +284,18 @@ def _causes(
 
 def _hosts(events: pd.DataFrame, successes: pd.DataFrame) -> list[dict[str, Any]]:
     ok = successes.groupby("host")["count"].sum().to_dict() if len(successes) else {}
+    by_host = events.groupby("host")["peer_addr"]
+    sizes = by_host.size()
     rows = [
         {
             "host": str(host),
-            "failures": len(group),
-            "peers": group["peer_addr"].nunique(),
+            "failures": int(failures),
+            "peers": int(peers),
             "successes": int(ok.get(host, 0)),
         }
-        for host, group in events.groupby("host")
+        for host, failures, peers in zip(
+            sizes.index, sizes, by_host.nunique(), strict=True
+        )
     ]
     return sorted(rows, key=lambda r: -r["failures"])
 
