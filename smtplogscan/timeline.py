@@ -13,6 +13,7 @@ buckets before it (see `is_spike`); each spike says what changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from statistics import median
 from typing import TYPE_CHECKING, Any, cast
@@ -82,7 +83,12 @@ def build(
     if bucket is None:
         bucket = choose_bucket(local.max() - local.min())
     table = facts.resample(_FREQ[bucket]).sum()
-    rows = [_row(start, counts) for start, counts in table.iterrows()]
+    # One conversion to Python for the whole table: years of days are thousands.
+    columns = [str(c) for c in table.columns]
+    rows = [
+        _row(start, dict(zip(columns, counts, strict=True)))
+        for start, counts in zip(table.index, table.to_numpy().tolist(), strict=True)
+    ]
 
     starts = pd.DatetimeIndex(table.index)
     marks = {
@@ -103,27 +109,28 @@ def _facts(
     parts = []
     dated = events[events["when"].notna()]
     if len(dated):
-        one = pd.DataFrame(index=_utc(dated["when"]))
-        one["failures"] = 1
-        one["inbound"] = (dated["direction"] == "inbound").to_numpy().astype(int)
-        one["outbound"] = (dated["direction"] == "outbound").to_numpy().astype(int)
-        one["tls_deferred"] = (dated["outcome"] == "deferred").to_numpy().astype(int)
-        one["tls_bounced"] = (dated["outcome"] == "bounced").to_numpy().astype(int)
+        failed: dict[str, Any] = {
+            "failures": 1,
+            "inbound": _flags(dated["direction"] == "inbound"),
+            "outbound": _flags(dated["direction"] == "outbound"),
+            "tls_deferred": _flags(dated["outcome"] == "deferred"),
+            "tls_bounced": _flags(dated["outcome"] == "bounced"),
+        }
         for kind in sorted(set(dated["kind"])):
-            one["kind:" + str(kind)] = (dated["kind"] == kind).to_numpy().astype(int)
-        parts.append(one)
+            failed["kind:" + str(kind)] = _flags(dated["kind"] == kind)
+        parts.append(pd.DataFrame(failed, index=_utc(dated["when"])))
     dated = sessions[sessions["when"].notna()]
     if len(dated):
-        ok = pd.DataFrame(index=_utc(dated["when"]))
-        ok["successes"] = dated["count"].to_numpy()
-        parts.append(ok)
+        ok = {"successes": dated["count"].to_numpy()}
+        parts.append(pd.DataFrame(ok, index=_utc(dated["when"])))
     dated = deliveries[deliveries["when"].notna()]
     if len(dated):
-        sent = pd.DataFrame(index=_utc(dated["when"]))
-        for status in ("deferred", "bounced"):
-            hit = (dated["status"] == status).to_numpy()
-            sent[status] = dated["count"].to_numpy() * hit
-        parts.append(sent)
+        counts = dated["count"].to_numpy()
+        sent = {
+            status: counts * (dated["status"] == status).to_numpy()
+            for status in ("deferred", "bounced")
+        }
+        parts.append(pd.DataFrame(sent, index=_utc(dated["when"])))
     if not parts:
         return pd.DataFrame()
     facts = pd.concat(parts).fillna(0)
@@ -133,6 +140,11 @@ def _facts(
     return facts.astype(int).sort_index()
 
 
+def _flags(hits: pd.Series) -> Any:
+    """Return a boolean Series as an array of 0 and 1."""
+    return hits.to_numpy().astype(int)
+
+
 def _utc(when: pd.Series) -> pd.DatetimeIndex:
     # Frames may come in different zones; concatenating them needs one.
     import pandas as pd
@@ -140,14 +152,12 @@ def _utc(when: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(when).tz_convert("UTC")
 
 
-def _row(start: Any, counts: pd.Series) -> dict[str, Any]:
+def _row(start: Any, counts: dict[str, int]) -> dict[str, Any]:
     row: dict[str, Any] = {"start": start.isoformat()}
     for column in _COLUMNS[:3]:
         row[column] = int(counts[column])
     row["kinds"] = {
-        str(name)[5:]: int(n)
-        for name, n in counts.items()
-        if str(name).startswith("kind:") and n
+        name[5:]: int(n) for name, n in counts.items() if name.startswith("kind:") and n
     }
     for column in _COLUMNS[3:]:
         row[column] = int(counts[column])
@@ -187,13 +197,17 @@ def find_spikes(
 ) -> list[dict[str, Any]]:
     """Return the spikes of `rows`, each with what changed in it."""
     spikes = []
+    keyed: _Keyed | None = None  # made for the first spike, shared by the others
     for metric in METRICS:
         series = [int(r[metric]) for r in rows]
         for i, value in enumerate(series):
+            if value < SPIKE_MIN:  # below every threshold: spare the medians
+                continue
             spike, base, threshold = is_spike(value, series[max(0, i - previous) : i])
             if not spike:
                 continue
             lo = max(0, i - previous)
+            keyed = keyed or _Keyed.of(events, sessions, deliveries)
             entry = {
                 "start": rows[i]["start"],
                 "metric": metric,
@@ -201,7 +215,7 @@ def find_spikes(
                 "baseline": round(base, 1),
                 "threshold": round(threshold, 1),
                 **_tls_part(metric, rows[i]),
-                **_changes(metric, i, lo, events, sessions, deliveries, marks),
+                **_changes(metric, i, lo, keyed, marks),
             }
             spikes.append(entry)
     spikes.sort(key=lambda s: (s["start"], METRICS.index(s["metric"])))
@@ -265,18 +279,34 @@ def _risen(now: dict[str, int], before: dict[str, int], buckets: int) -> list[st
     return [key for _, key in sorted(risen, key=lambda t: (-t[0], t[1]))[:SPIKE_LIST]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Keyed:
+    """The records a spike is explained from, each row with its peer's key."""
+
+    events: pd.DataFrame
+    sessions: pd.DataFrame
+    deliveries: pd.DataFrame
+    #: A label for each peer key.
+    names: dict[str, str]
+
+    @classmethod
+    def of(
+        cls, events: pd.DataFrame, sessions: pd.DataFrame, deliveries: pd.DataFrame
+    ) -> _Keyed:
+        return cls(
+            events.assign(peer=_keys(events)),
+            sessions.assign(peer=_keys(sessions)),
+            deliveries.assign(peer=_keys(deliveries)),
+            _names(events, sessions, deliveries),
+        )
+
+
 def _changes(
-    metric: str,
-    i: int,
-    lo: int,
-    events: pd.DataFrame,
-    sessions: pd.DataFrame,
-    deliveries: pd.DataFrame,
-    marks: dict[str, list[int]],
+    metric: str, i: int, lo: int, keyed: _Keyed, marks: dict[str, list[int]]
 ) -> dict[str, Any]:
     """Say which peers and kinds rose in bucket `i`, and who stopped succeeding."""
     buckets = i - lo
-    failed = events.assign(peer=_keys(events))
+    failed = keyed.events
     ev_marks = marks["events"]
     if metric != "failures":
         keep = (failed["outcome"] == metric).tolist()
@@ -287,12 +317,12 @@ def _changes(
     if metric == "failures":
         peers_now, peers_before = _tally(failed, ev_marks, "peer", None, lo, i)
     else:
-        keep = (deliveries["status"] == metric).tolist()
-        sent = deliveries.assign(peer=_keys(deliveries))[keep]
+        keep = (keyed.deliveries["status"] == metric).tolist()
+        sent = keyed.deliveries[keep]
         de_marks = [m for m, k in zip(marks["deliveries"], keep, strict=True) if k]
         peers_now, peers_before = _tally(sent, de_marks, "peer", "count", lo, i)
 
-    ok = sessions.assign(peer=_keys(sessions))
+    ok = keyed.sessions
     ok_now, ok_before = _tally(ok, marks["sessions"], "peer", "count", lo, i)
     regular = _regular(ok, marks["sessions"], lo, i)
     stopped = [
@@ -300,7 +330,7 @@ def _changes(
         for p, n in sorted(ok_before.items(), key=lambda kv: (-kv[1], kv[0]))
         if not ok_now.get(p) and (p in peers_now or p in regular)
     ]
-    names = _names(events, sessions, deliveries)
+    names = keyed.names
     return {
         "new_peers": [
             names.get(p, p) for p in _risen(peers_now, peers_before, buckets)
