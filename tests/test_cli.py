@@ -261,3 +261,40 @@ def test_a_grammar_that_raises_stops_its_input_not_the_run(tmp_path):
     assert "grammar toy failed" in done.stderr and "ZeroDivisionError" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stdout.splitlines()) == 7  # the Postfix log was read all the same
+
+
+# Runs the command line in a fresh interpreter, then names every module it loaded.
+_MODULES = """\
+import sys
+from smtplogscan.cli import main
+
+try:
+    main()
+finally:
+    print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def loaded_by(*args: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stderr.splitlines()[-1].split())
+
+
+def test_a_json_report_loads_no_templates_mail_or_process_pool():
+    loaded = loaded_by("report", "--format", "json", "--jobs", "1", str(SYSLOG))
+    assert "pandas" in loaded
+    for module in ("jinja2", "smtplib", "smtplogscan.mail", "smtplogscan.parallel"):
+        assert module not in loaded
+
+
+def test_listing_grammars_loads_no_pandas_catalogue_or_templates():
+    loaded = loaded_by("grammars")
+    assert "smtplogscan.grammars.postfix" in loaded
+    for module in ("pandas", "tomllib", "jinja2", "smtplogscan.mail"):
+        assert module not in loaded
