@@ -308,18 +308,21 @@ def _changes(
     buckets = i - lo
     failed = keyed.events
     ev_marks = marks["events"]
+    # Filtered by a boolean Series: an empty list would select no columns instead.
     if metric != "failures":
-        keep = (failed["outcome"] == metric).tolist()
+        keep = failed["outcome"] == metric
         failed = failed[keep]
-        ev_marks = [m for m, k in zip(ev_marks, keep, strict=True) if k]
+        ev_marks = [m for m, k in zip(ev_marks, keep.tolist(), strict=True) if k]
     kinds_now, kinds_before = _tally(failed, ev_marks, "kind", None, lo, i)
 
     if metric == "failures":
         peers_now, peers_before = _tally(failed, ev_marks, "peer", None, lo, i)
     else:
-        keep = (keyed.deliveries["status"] == metric).tolist()
-        sent = keyed.deliveries[keep]
-        de_marks = [m for m, k in zip(marks["deliveries"], keep, strict=True) if k]
+        hit = keyed.deliveries["status"] == metric
+        sent = keyed.deliveries[hit]
+        de_marks = [
+            m for m, k in zip(marks["deliveries"], hit.tolist(), strict=True) if k
+        ]
         peers_now, peers_before = _tally(sent, de_marks, "peer", "count", lo, i)
 
     ok = keyed.sessions

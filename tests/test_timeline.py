@@ -151,6 +151,20 @@ def test_spikes_say_what_changed(tmp_path: Path) -> None:
     assert bounce["new_kinds"] == []
 
 
+def test_a_deferral_spike_in_a_log_without_tls_failures(tmp_path: Path) -> None:
+    # Six quiet hours, then eight deferrals; not one TLS failure, so no events.
+    text = "".join(deferred(f"2026-12-03T{h:02}:30:00+00:00", 10 + h) for h in range(6))
+    text += "".join(
+        deferred(f"2026-12-03T06:{m:02}:00+00:00", 20 + m) for m in range(8)
+    )
+    spikes = timeline_of(write(tmp_path, text))["timeline"]["spikes"]
+    assert [(s["start"], s["metric"], s["value"]) for s in spikes] == [
+        ("2026-12-03T06:00:00+00:00", "deferred", 8)
+    ]
+    assert spikes[0]["new_peers"] == ["mx.slow.example [192.0.2.80]"]
+    assert (spikes[0]["tls"], spikes[0]["new_kinds"]) == (0, [])
+
+
 def test_days_across_the_end_of_summer_time(tmp_path: Path) -> None:
     text = "".join(
         protocol(t, n)
