@@ -61,8 +61,10 @@ def scan_parallel(
     options: Options,
     result: ScanResult,
     progress: Callable[[int, int], None] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> None:
-    """Scan `inputs` in `options.jobs` processes into `result`, in input order."""
+    """Scan `inputs` in `options.jobs` processes into `result`, in input order;
+    call `meanwhile` once they are started."""
     global _registry
     _registry = registry  # forked workers inherit it; spawned ones load their own
     parts = list(plan(inputs, registry, options))
@@ -80,6 +82,8 @@ def scan_parallel(
     )
     try:
         done_parts = pool.map(run_part, parts, [options] * len(parts))
+        if meanwhile is not None:
+            meanwhile()
         for part, done in zip(parts, done_parts, strict=True):
             merge(result, done, part)
             if progress is not None:

@@ -60,10 +60,14 @@ def scan(
     registry: Registry,
     options: Options = Options(),
     progress: Callable[[int, int], None] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> ScanResult:
     """Scan every input named by `paths`; errors are collected, never raised.
 
     `progress` is called after each block with the bytes and lines it held.
+    `meanwhile` is called once while worker processes scan, if any do, for work
+    of this process that can overlap theirs (the CLI imports what its report
+    needs).
     """
     result = new_result(options)
     inputs, errors = expand(paths)
@@ -75,7 +79,7 @@ def scan(
     elif options.jobs > 1 and len(inputs) > 0 and not any(i.is_stdin for i in inputs):
         from smtplogscan.parallel import scan_parallel
 
-        scan_parallel(inputs, registry, options, result, progress)
+        scan_parallel(inputs, registry, options, result, progress, meanwhile)
     else:
         scan_into(inputs, registry, options, result, progress)
     settle_bounces(result)
