@@ -80,8 +80,11 @@ def test_worker_processes_give_the_same_report(grammars, tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
     monkeypatch.setattr(parallel, "OVERLAP", 8192)
     paths = [str(REAL), str(SAMPLES / "exim"), str(SAMPLES / "exchange")]
-    serial = scan(paths, grammars, Options(jobs=1))
-    both = scan(paths, grammars, Options(jobs=3))
+    calls: list[int] = []
+    serial = scan(paths, grammars, Options(jobs=1), meanwhile=lambda: calls.append(1))
+    assert calls == []  # no worker to overlap
+    both = scan(paths, grammars, Options(jobs=3), meanwhile=lambda: calls.append(3))
+    assert calls == [3]  # once, while the workers scan
     assert _rows(both) == _rows(serial)
     assert both.sessions == serial.sessions
     assert both.deliveries == serial.deliveries
