@@ -38,7 +38,6 @@ from smtplogscan.sources import Input
 SPLIT_MIN = 32 << 20
 #: How far before and after its range a part reads, for the state at the cuts.
 OVERLAP = 4 << 20
-_COUNT_BLOCK = 8 << 20
 
 _registry: Registry | None = None
 
@@ -168,9 +167,18 @@ def _start_worker(paths: tuple[str, ...]) -> None:
 
 
 def run_part(
-    part: Part, options: Options, registry: Registry | None = None
+    part: Part,
+    options: Options,
+    registry: Registry | None = None,
+    first_line: int = 1,
 ) -> ScanResult:
-    """Scan one part in this process; `registry` defaults to the worker's."""
+    """Scan one part in this process; `registry` defaults to the worker's.
+
+    A byte range numbers its lines from `first_line` at its start: counting the
+    lines before it would read them all. `merge` renumbers the lines of a range
+    that follows the ranges before it; a caller that knows the number of the
+    range's first line says it.
+    """
     registry = registry or _registry
     assert registry is not None
     solo = replace(options, jobs=1)
@@ -178,13 +186,16 @@ def run_part(
         return scan_inputs([part.source], registry, solo)
     result = new_result(solo)
     report = InputReport(part.source.name, part.grammar or "")
+    numbered = first_line
     try:
-        _scan_range(part, registry, solo, report, result)
+        numbered = _scan_range(part, registry, solo, report, result)
     except ScanError as err:
         report.error = str(err)
         result.errors.append(err)
     result.inputs.append(report)
     result.counts.add(report.counts)
+    # The lines were numbered from 1 where the overlap before the range begins.
+    renumber(result, part.source.name, first_line - numbered)
     return result
 
 
@@ -194,7 +205,8 @@ def _scan_range(
     options: Options,
     report: InputReport,
     result: ScanResult,
-) -> None:
+) -> int:
+    """Scan a byte range into `result`; return the number its first line got."""
     source, grammar_cls = part.source, registry.get(part.grammar or "")
     assert source.path is not None and part.end is not None
     report.mta = grammar_cls.mta
@@ -209,13 +221,12 @@ def _scan_range(
         size = stat.st_size
         warm = _line_start(handle, max(0, part.start - OVERLAP))
         stop = _line_start(handle, min(size, part.end + OVERLAP))
-        warm_line = 1 + _newlines(handle, 0, warm)
 
         mtime = datetime.fromtimestamp(source.path.stat().st_mtime, UTC)
         grammar = grammar_cls(Stream(source.name, mtime, options.zone, options.year))
         scratch = Counts()
         own = (part.start - warm, part.end - warm)
-        reader = LineReader(grammar, scratch, result, warm_line, own)
+        reader = LineReader(grammar, scratch, result, 1, own)
         handle.seek(warm)
         left = stop - warm
         while left > 0:
@@ -232,6 +243,29 @@ def _scan_range(
     counts.candidates, counts.unmatched = scratch.candidates, scratch.unmatched
     counts.cut_lines, counts.evicted = scratch.cut_lines, scratch.evicted
     counts.unmatched_examples = scratch.unmatched_examples
+    return lo
+
+
+def renumber(result: ScanResult, name: str, by: int) -> None:
+    """Add `by` to the line numbers of input `name` in the sources of `result`."""
+    if not by:
+        return
+    prefix = f"{name}:"
+
+    def moved(where: str) -> str:
+        line, colon, text = where[len(prefix) :].partition(":")
+        if not where.startswith(prefix) or not line.isdigit():
+            return where
+        return f"{prefix}{int(line) + by}{colon}{text}"
+
+    for event in result.events:
+        event.source = moved(event.source)
+    for bounce in result.bounces:
+        bounce.source = moved(bounce.source)
+    for counts in (result.counts, *(i.counts for i in result.inputs if i.name == name)):
+        counts.unmatched_examples = [moved(e) for e in counts.unmatched_examples]
+    if result.baseline is not None:
+        renumber(result.baseline, name, by)
 
 
 def _line_start(handle: BinaryIO, offset: int) -> int:
@@ -257,24 +291,17 @@ def _skip_line(handle: BinaryIO) -> None:
             return
 
 
-def _newlines(handle: BinaryIO, start: int, end: int) -> int:
-    handle.seek(start)
-    total, left = 0, end - start
-    while left > 0:
-        block = handle.read(min(_COUNT_BLOCK, left))
-        if not block:
-            break
-        total += block.count(b"\n")
-        left -= len(block)
-    return total
-
-
 def merge(result: ScanResult, part: ScanResult, where: Part) -> None:
     """Add a part's findings to `result`; the ranges of one input become one input.
 
     `part` may hold several parts already merged, `where` being the first of
     them: only its first input can continue the last input of `result`.
     """
+    last = result.inputs[-1] if result.inputs else None
+    first = part.inputs[0] if part.inputs else None
+    if where.start > 0 and last and first and last.name == first.name:
+        # The next range of the same file numbered its lines from its start.
+        renumber(part, first.name, last.counts.lines)
     result.events.extend(part.events)
     result.sessions.update(part.sessions)
     result.deliveries.update(part.deliveries)

@@ -250,7 +250,7 @@ def _scan_new(
         return new_result(options), entry["lines"], entry["bytes"]
     if end is not None and grammar.splittable:
         part = parallel.Part(source, entry["bytes"], end, name)
-        found = parallel.run_part(part, options, registry)
+        found = parallel.run_part(part, options, registry, entry["lines"] + 1)
         return found, entry["lines"] + found.counts.lines, end
     return _scan_stream(source, grammar, entry["bytes"], end, options)
 

@@ -127,3 +127,26 @@ def test_a_file_rotated_after_it_was_cut_is_named_not_misread(
     parallel._registry = grammars
     done = parallel.run_part(parts[1], options)
     assert "rotated or truncated while it was read" in str(done.errors[0])
+
+
+def test_ranges_number_their_lines_as_one_scan_does(grammars, tmp_path, small_overlap):
+    # A range numbers its lines from its own start and is renumbered when
+    # merged: events and the examples of unread lines must name the same lines.
+    lines = REAL.read_bytes().splitlines(keepends=True)
+    odd = b"Dec  3 17:01:40 mx1 postfix/smtpd[777]: TLS frobnicated the widget\n"
+    log = tmp_path / "mail.log"
+    log.write_bytes(
+        b"".join(line + (odd if n % 97 == 0 else b"") for n, line in enumerate(lines))
+    )
+    options = Options(grammar="postfix")
+    serial = scan([str(log)], grammars, options)
+    assert serial.counts.unmatched >= 5
+    data = log.read_bytes()
+    line_ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
+    cuts = [0, *line_ends[100:-1:211], len(data)]
+    result = _in_parts(log, cuts, grammars, options)
+    assert _rows(result) == _rows(serial)
+    assert result.counts.unmatched_examples == serial.counts.unmatched_examples
+    assert [e.source for e in sort_events(result.events)] == [
+        e.source for e in sort_events(serial.events)
+    ]
