@@ -13,7 +13,6 @@ buckets before it (see `is_spike`); each spike says what changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from statistics import median
 from typing import TYPE_CHECKING, Any, cast
@@ -197,7 +196,9 @@ def find_spikes(
 ) -> list[dict[str, Any]]:
     """Return the spikes of `rows`, each with what changed in it."""
     spikes = []
-    keyed: _Keyed | None = None  # made for the first spike, shared by the others
+    # Made for the first spike, shared by the others.
+    keyed: dict[str, pd.DataFrame] = {}
+    names: dict[str, str] = {}
     for metric in METRICS:
         series = [int(r[metric]) for r in rows]
         for i, value in enumerate(series):
@@ -207,7 +208,9 @@ def find_spikes(
             if not spike:
                 continue
             lo = max(0, i - previous)
-            keyed = keyed or _Keyed.of(events, sessions, deliveries)
+            if not keyed:
+                keyed = _keyed(events=events, sessions=sessions, deliveries=deliveries)
+                names = _names(events, sessions, deliveries)
             entry = {
                 "start": rows[i]["start"],
                 "metric": metric,
@@ -215,7 +218,7 @@ def find_spikes(
                 "baseline": round(base, 1),
                 "threshold": round(threshold, 1),
                 **_tls_part(metric, rows[i]),
-                **_changes(metric, i, lo, keyed, marks),
+                **_changes(metric, i, lo, keyed, marks, names),
             }
             spikes.append(entry)
     spikes.sort(key=lambda s: (s["start"], METRICS.index(s["metric"])))
@@ -279,34 +282,17 @@ def _risen(now: dict[str, int], before: dict[str, int], buckets: int) -> list[st
     return [key for _, key in sorted(risen, key=lambda t: (-t[0], t[1]))[:SPIKE_LIST]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Keyed:
-    """The records a spike is explained from, each row with its peer's key."""
-
-    events: pd.DataFrame
-    sessions: pd.DataFrame
-    deliveries: pd.DataFrame
-    #: A label for each peer key.
-    names: dict[str, str]
-
-    @classmethod
-    def of(
-        cls, events: pd.DataFrame, sessions: pd.DataFrame, deliveries: pd.DataFrame
-    ) -> _Keyed:
-        return cls(
-            events.assign(peer=_keys(events)),
-            sessions.assign(peer=_keys(sessions)),
-            deliveries.assign(peer=_keys(deliveries)),
-            _names(events, sessions, deliveries),
-        )
-
-
 def _changes(
-    metric: str, i: int, lo: int, keyed: _Keyed, marks: dict[str, list[int]]
+    metric: str,
+    i: int,
+    lo: int,
+    keyed: dict[str, pd.DataFrame],
+    marks: dict[str, list[int]],
+    names: dict[str, str],
 ) -> dict[str, Any]:
     """Say which peers and kinds rose in bucket `i`, and who stopped succeeding."""
     buckets = i - lo
-    failed = keyed.events
+    failed = keyed["events"]
     ev_marks = marks["events"]
     # Filtered by a boolean Series: an empty list would select no columns instead.
     if metric != "failures":
@@ -318,14 +304,14 @@ def _changes(
     if metric == "failures":
         peers_now, peers_before = _tally(failed, ev_marks, "peer", None, lo, i)
     else:
-        hit = keyed.deliveries["status"] == metric
-        sent = keyed.deliveries[hit]
+        hit = keyed["deliveries"]["status"] == metric
+        sent = keyed["deliveries"][hit]
         de_marks = [
             m for m, k in zip(marks["deliveries"], hit.tolist(), strict=True) if k
         ]
         peers_now, peers_before = _tally(sent, de_marks, "peer", "count", lo, i)
 
-    ok = keyed.sessions
+    ok = keyed["sessions"]
     ok_now, ok_before = _tally(ok, marks["sessions"], "peer", "count", lo, i)
     regular = _regular(ok, marks["sessions"], lo, i)
     stopped = [
@@ -333,7 +319,6 @@ def _changes(
         for p, n in sorted(ok_before.items(), key=lambda kv: (-kv[1], kv[0]))
         if not ok_now.get(p) and (p in peers_now or p in regular)
     ]
-    names = keyed.names
     return {
         "new_peers": [
             names.get(p, p) for p in _risen(peers_now, peers_before, buckets)
@@ -341,6 +326,11 @@ def _changes(
         "new_kinds": _risen(kinds_now, kinds_before, buckets),
         "stopped_succeeding": [names.get(p, p) for p in stopped[:SPIKE_LIST]],
     }
+
+
+def _keyed(**frames: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Return each frame with a ``peer`` column: the key of each row's peer."""
+    return {name: frame.assign(peer=_keys(frame)) for name, frame in frames.items()}
 
 
 def _keys(frame: pd.DataFrame) -> list[str]:
