@@ -7,10 +7,11 @@ printed); 2 usage error; 3 --fail-on reached; 4 the report could not be mailed;
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -174,6 +175,7 @@ def _run(
     window: Window | None = None,
     baseline: Window | None = None,
     store: Path | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> ScanResult:
     registry = registry_mod.load(reading.grammar_path or [])
     for failure in registry.failures:
@@ -194,7 +196,9 @@ def _run(
             raise UsageError(str(err)) from None
     meter = Meter(enabled=False if _quiet else None)
     try:
-        result = scan(_inputs(paths), registry, options, progress=meter)
+        result = scan(
+            _inputs(paths), registry, options, progress=meter, meanwhile=meanwhile
+        )
     finally:
         meter.close()
     if store is not None:
@@ -202,6 +206,20 @@ def _run(
     for error in result.errors:
         typer.echo(f"smtplogscan: {clean(error)}", err=True)
     return result
+
+
+def _report_modules(fmt: ReportFormat) -> Callable[[], None]:
+    """Return work for this process while worker processes scan: importing what a
+    report in `fmt` needs, as pandas, which alone takes 0.3 s or more."""
+    names = ["pandas", "smtplogscan.analysis"]
+    if fmt in (ReportFormat.TEXT, ReportFormat.HTML):
+        names.append("jinja2")
+
+    def load() -> None:
+        for name in names:
+            importlib.import_module(name)
+
+    return load
 
 
 def _default_jobs() -> int:
@@ -304,7 +322,7 @@ def report(
     reading = _Reading(grammar, grammar_path, year, timezone, jobs, engine, scheduler)
     window, period = _windows(since, until, compare_to, timezone)
     one_scan = period if not compare_inputs else None
-    result = _run(paths, reading, window, one_scan, store)
+    result = _run(paths, reading, window, one_scan, store, _report_modules(fmt))
     if store is not None and period is not None and not compare_inputs:
         _baseline_from_store(result, store, period)
     if compare_inputs:
