@@ -150,17 +150,23 @@ match_success_line = re.compile(
 # The commonest shapes of that line as bytes, for the engine to count sessions
 # straight from its buffer (Grammar.session_line). It must only match a line that
 # match_success_line reads with the same groups, so it is stricter, never looser:
-# printable ASCII only (the lookahead; there \w, \d and \S mean what they mean
-# over text), a stamp and a host, one space where the header allows several, the
-# daemons that make TLS sessions, and seconds that exist. Any other line is fed.
+# every class is printable ASCII (there \w, \d and \S mean what they mean over
+# text, and a control or non-ASCII byte fails the match), a stamp and a host, one
+# space where the header allows several, the daemons that make TLS sessions, and
+# seconds that exist. Any other line is fed.
+_PRINTABLE = rb"\x21-\x7e"  # \S, over printable ASCII
+_NOT_BRACKET = rb"\x21-\x5a\x5c\x5e-\x7e"  # the same without [ and ]
 SESSION_LINE = re.compile(
-    rb"(?=[ -~]*\Z)"
     rb"(?P<stamp>(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hm>\d\d:\d\d):[0-5]\d"
     rb"|(?P<date_hm>\d{4}-\d\d-\d\d[T ]\d\d:\d\d):[0-5]\d(?:\.\d+)?"
     rb"(?P<offset>Z|[+-]\d\d:?\d\d)?)"
-    rb" (?P<host>[^ /\[\]|]+) "
-    rb"(?P<prog>[\w.-]+(?:/[\w.-]+)*/(?P<daemon>smtpd|smtp|lmtp|postscreen|tlsproxy))"
-    rb"\[(?P<pid>\d+)\]: " + ESTABLISHED.re.pattern.encode()
+    rb" (?P<host>[\x21-\x2e\x30-\x5a\x5c\x5e-\x7b\x7d\x7e]+) "  # not / [ ] |
+    rb"(?P<prog>[\w.-]+(?:/[\w.-]+)*?/(?P<daemon>smtpd|smtp|lmtp|postscreen|tlsproxy))"
+    rb"\[(?P<pid>\d+)\]: (?:Anonymous|Untrusted|Trusted|Verified)"
+    rb" TLS connection established (?P<way>from|to) "
+    rb"(?P<peer_name>[" + _NOT_BRACKET + rb"]*)\[(?P<peer_addr>[\x21-\x5c\x5e-\x7e]*)\]"
+    rb"(?::(?P<peer_port>\d+))?: (?P<protocol>[" + _PRINTABLE + rb"]+)"
+    rb" with cipher (?P<cipher>[" + _PRINTABLE + rb"]+)"
 )
 SESSION_MINUTE = ("mon", "day", "hm", "date_hm", "offset")
 SESSION_GROUPS = ("host", "way", "peer_name", "peer_addr", "protocol", "cipher")

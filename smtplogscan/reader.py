@@ -98,7 +98,13 @@ class LineReader:
         # and a stamp needs reading once a minute rather than once a second.
         self._minute: object = None
         minute = grammar.session_minute if into.bounds_on_minutes() else ()
-        self._minute_groups = minute or ("stamp",)
+        # Groups by number: a match finds them faster than by name.
+        number = grammar.session_line.groupindex if grammar.session_line else None
+        self._groups: tuple[int, ...] = ()
+        self._minute_groups: tuple[int, ...] = ()
+        if number is not None:
+            self._groups = tuple(number[g] for g in grammar.session_groups)
+            self._minute_groups = tuple(number[g] for g in minute or ("stamp",))
         self._carry = b""
         self._skipping = False  # inside the rest of a line that was cut
         self._closed = False
@@ -199,7 +205,7 @@ class LineReader:
         lo, hi = mine
         grammar, marked = self.grammar, self._marked
         session = grammar.session_line.match if grammar.session_line else None
-        groups, minute_groups = grammar.session_groups, self._minute_groups
+        groups, minute_groups = self._groups, self._minute_groups
         pending = grammar.pending
         # Watched lines to read, ending with a start no line has.
         follow = [*self._hits(data, end, self._follow, begin), _NEVER]
