@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """Measure smtplogscan against baselines run in the same session on the same log.
 
-Generates two realistic Postfix logs (busy MX: inbound and outbound sessions with
-loglevel-1 TLS lines, rejections, postscreen chatter, about 1% TLS failures), the
-second four times the first, and for each prints lines per second and peak memory
-of ``smtplogscan report`` with one and two processes, of the scan alone, of
-``grep -c TLS`` (the floor) and of pflogsumm when it is installed; then the
-targets, and how memory grows with the log. It also measures how much two
-CPU-bound processes gain over one on this machine right now, the ceiling of any
-``--jobs 2`` figure. Machines here are noisy: read the ratios, which are measured
-back to back, rather than the absolute numbers.
+Generates realistic Postfix logs (busy MX: inbound and outbound sessions with
+loglevel-1 TLS lines, rejections, postscreen chatter, about 1% TLS failures) of
+1, 4 and 16 times --lines, the last about 2 GiB, a busy MX's day. For each it
+prints lines per second and peak memory of ``smtplogscan report`` with one and
+two processes, of the scan alone, of ``grep -c TLS`` (the floor) and of pflogsumm
+when it is installed; then the targets for each log, and how memory grows with
+the log. It also measures how much two CPU-bound processes gain over one on this
+machine right now, the ceiling of any ``--jobs 2`` figure. Machines here are
+noisy: read the ratios, which are measured back to back, rather than the
+absolute numbers.
 
-    python scripts/benchmark.py                # 1,000,000 lines
-    python scripts/benchmark.py --lines 200000 --repeat 1
+    python scripts/benchmark.py                # 1M, 4M and 16M lines
+    python scripts/benchmark.py --lines 200000 --sizes 1,4 --repeat 1
 """
 
 from __future__ import annotations
@@ -194,19 +195,23 @@ def row(label: str, took: float, lines: int, note: str = "") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument(
+        "--sizes",
+        default="1,4,16",
+        help="log sizes as multiples of --lines (16: about 2 GiB, a busy MX's day)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--keep", type=Path, help="keep the generated logs in this folder"
     )
     args = parser.parse_args()
+    sizes = sorted({int(n) for n in args.sizes.split(",")})
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="smtplogscan-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    logs = {"": folder / "mail.log", "4x": folder / "mail-x4.log"}
-    counts = {
-        "": generate(logs[""], args.lines),
-        "4x": generate(logs["4x"], args.lines * 4, seed=8),
-    }
+    # The same logs as earlier runs when kept: mail.log, mail-x4.log, ...
+    logs = {n: folder / ("mail.log" if n == 1 else f"mail-x{n}.log") for n in sizes}
+    counts = {n: generate(logs[n], args.lines * n, seed=6 + n) for n in sizes}
     # pip compiles a package when it installs it; an editable checkout run with
     # PYTHONDONTWRITEBYTECODE would compile it again on every run instead.
     import smtplogscan
@@ -216,12 +221,12 @@ def main() -> None:
     ceiling = cores_ceiling(args.repeat)
     print(f"this machine now runs two CPU-bound processes at {ceiling:.2f}x one")
 
-    figures: dict[str, dict[str, float]] = {}
-    for name, log in logs.items():
-        lines, size = counts[name], log.stat().st_size
+    figures: dict[int, dict[str, float]] = {}
+    for n, log in logs.items():
+        lines, size = counts[n], log.stat().st_size
         print(
-            f"\nlog{' ' + name if name else ''}: {lines:,} lines, "
-            f"{size / 2**20:.0f} MiB ({size // lines} bytes a line)"
+            f"\nlog x{n}: {lines:,} lines, {size / 2**20:,.0f} MiB"
+            f" ({size // lines} bytes a line)"
         )
         one, rss1 = measure(log, ours(log, 1), args.repeat)
         two, rss2 = measure(log, ours(log, 2), args.repeat)
@@ -229,7 +234,7 @@ def main() -> None:
         scan2 = engine_only(log, 2, args.repeat)
         grep, _ = measure(log, ["grep", "-c", "TLS"], args.repeat)
         pf = measure(log, [pflogsumm], 1)[0] if pflogsumm else float("nan")
-        figures[name] = {"one": one, "two": two, "rss1": rss1, "pf": pf}
+        figures[n] = {"one": one, "two": two, "rss1": rss1, "pf": pf}
         print(row("--jobs 1", one, lines, f"peak {rss1 / 1024:.0f} MiB"))
         print(row("--jobs 2", two, lines, f"peak {rss2 / 1024:.0f} MiB, largest"))
         print(f"{'--jobs 2 speed-up':<22}{one / two:7.2f} x")
@@ -241,47 +246,24 @@ def main() -> None:
         else:
             print("pflogsumm: not installed (apt-get install pflogsumm to compare)")
 
-    big, small = figures["4x"], figures[""]
-    lines = counts["4x"]
-    print(f"\ntargets, on the {lines:,}-line log (1x log in brackets):")
-    checks = [
-        (
-            "--jobs 2 >= 1.7x --jobs 1",
-            big["one"] / big["two"],
-            small["one"] / small["two"],
-            1.7,
-            "x",
-        ),
-        (
-            "one core >= 1,000,000 lines/s",
-            lines / big["one"],
-            counts[""] / small["one"],
-            1e6,
-            " lines/s",
-        ),
-        (
-            ">= 10x pflogsumm (--jobs 1)",
-            big["pf"] / big["one"],
-            small["pf"] / small["one"],
-            10,
-            "x",
-        ),
-        (
-            ">= 10x pflogsumm (--jobs 2)",
-            big["pf"] / big["two"],
-            small["pf"] / small["two"],
-            10,
-            "x",
-        ),
-    ]
-    for label, value, other, goal, unit in checks:
-        verdict = "met" if value >= goal else "NOT met"
-        shown = f"{value:,.0f}{unit} ({other:,.0f}{unit})"
-        if unit == "x":
-            shown = f"{value:.2f}x ({other:.2f}x)"
-        print(f"  {label:<32}{shown:>32}  {verdict}")
-    growth = big["rss1"] / small["rss1"]
-    print(f"  {'memory flat as the input grows':<32}x{growth:.2f} for 4x the lines")
+    print("\ntargets, for each log" + "".join(f"{f'x{n}':>12}" for n in sizes))
+    checks = {
+        "--jobs 2 >= 1.7x --jobs 1": (1.7, lambda n, f: f["one"] / f["two"]),
+        "one core >= 1M lines/s": (1e6, lambda n, f: counts[n] / f["one"]),
+        ">= 10x pflogsumm, --jobs 1": (10, lambda n, f: f["pf"] / f["one"]),
+        ">= 10x pflogsumm, --jobs 2": (10, lambda n, f: f["pf"] / f["two"]),
+    }
+    for label, (goal, value) in checks.items():
+        cells = []
+        for n in sizes:
+            got = value(n, figures[n])
+            shown = f"{got / 1e6:.2f}M" if goal >= 1e6 else f"{got:.2f}x"
+            cells.append(f"{shown}{'' if got >= goal else '!':1}")
+        print(f"  {label:<28}" + "".join(f"{cell:>12}" for cell in cells))
+    print("  (! marks a figure below its target)")
+    first, last = sizes[0], sizes[-1]
+    growth = figures[last]["rss1"] / figures[first]["rss1"]
+    print(f"  memory: x{growth:.2f} for {last // first}x the lines")
     if not args.keep:
         shutil.rmtree(folder)
 
