@@ -16,7 +16,8 @@ counted as unmatched and shown in the report, so that a new wording is noticed.
 A grammar may also name its commonest line, the successful session, as a bytes
 pattern (`session_line`): the engine then counts those lines straight from the
 byte buffer, by stamp and by the pattern's groups, and asks the grammar to read
-each distinct stamp and each distinct group once (`stamp_time`, `session_of`).
+each distinct stamp (or stamp minute) and each distinct group once
+(`stamp_time`, `session_of`).
 """
 
 from __future__ import annotations
