@@ -146,38 +146,22 @@ class ScanResult:
 
     def keep(self, records: Iterable[Record]) -> None:
         """Keep failures; count successes and deliveries."""
-        windowed = self.since is not None or self.until is not None
         for record in records:
             # By the record's own time, before it is counted by hour: a window
             # starting 10:30 must not take a session of 10:15.
-            if windowed and not self.within(record.time):
-                if self.baseline is not None:
-                    self.baseline.keep((record,))
+            place = self.place(record.time)
+            if place is None:
                 continue
             if isinstance(record, Success):  # the most frequent by far
-                peer = record.peer
-                # tuple.__new__ skips the Python-level constructor of a
-                # NamedTuple: this runs once per mail.
-                key = _new_tuple(
-                    SessionKey,
-                    (
-                        record.host,
-                        record.mta,
-                        record.direction.value,
-                        peer.addr,
-                        peer.name,
-                        record.protocol,
-                        record.cipher,
-                        self._hour(record.time),
-                    ),
-                )
-                self.sessions[key] += 1
-            elif isinstance(record, Event):
-                self.events.append(record)
+                self.count_sessions(record, place, 1)
+                continue
+            target = self._at(place.depth)
+            if isinstance(record, Event):
+                target.events.append(record)
             elif record.status is Outcome.BOUNCED and record.queue_id:
-                self.bounces.append(record)
+                target.bounces.append(record)
             else:
-                self.count_delivery(record)
+                target.count_delivery(record)
 
     def count_delivery(self, record: Delivery) -> None:
         """Count a deferred or bounced delivery by peer and hour."""
@@ -213,22 +197,31 @@ class ScanResult:
 
     def count_sessions(self, session: Success, place: Place, n: int) -> None:
         """Count `n` sessions like `session` where `place` says."""
+        peer = session.peer
+        # tuple.__new__ skips the Python-level constructor of a NamedTuple: this
+        # runs once per mail with grammars that have no session pattern.
+        key = _new_tuple(
+            SessionKey,
+            (
+                session.host,
+                session.mta,
+                session.direction.value,
+                peer.addr,
+                peer.name,
+                session.protocol,
+                session.cipher,
+                place.hour,
+            ),
+        )
+        self._at(place.depth).sessions[key] += n
+
+    def _at(self, depth: int) -> ScanResult:
+        """This result (0), its baseline (1), or the baseline's (2)."""
         target = self
-        for _ in range(place.depth):
+        for _ in range(depth):
             assert target.baseline is not None
             target = target.baseline
-        peer = session.peer
-        key = SessionKey(
-            session.host,
-            session.mta,
-            session.direction.value,
-            peer.addr,
-            peer.name,
-            session.protocol,
-            session.cipher,
-            place.hour,
-        )
-        target.sessions[key] += n
+        return target
 
     def within(self, when: datetime | None) -> bool:
         """Say whether a record of this time belongs in the window."""
