@@ -12,8 +12,10 @@ often, so they are searched with `bytes.find` instead.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Callable, Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from ahocorasick_rs import BytesAhoCorasick, MatchKind
 
@@ -48,6 +50,30 @@ def _automaton(
 
 _NEVER = 1 << 62  # a line number or offset no stream reaches
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@cache
+def keep_freed_blocks() -> None:
+    """Let this process reuse the memory of the blocks it has read.
+
+    Readers take a block of megabytes every few milliseconds and drop it soon
+    after. By default glibc maps blocks that large afresh, or hands the top of
+    its heap back to the kernel once they are freed, so that every block is
+    read into newly zeroed pages: a page fault each 4 KiB, a fifth of the time
+    of a scan. Keeping up to 64 MiB of freed heap avoids that. Elsewhere than
+    glibc this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # musl has no mallopt
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's ceiling for it
+    mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
 
 class LineReader:
     """Split byte blocks into lines and feed the lines that can matter to a grammar."""
@@ -69,6 +95,7 @@ class LineReader:
         them are still fed, so that the grammar learns how handshakes began and
         how they end.
         """
+        keep_freed_blocks()
         self.grammar = grammar
         self.counts = counts
         self._into = into
