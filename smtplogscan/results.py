@@ -241,9 +241,12 @@ def settle_bounces(result: ScanResult) -> None:
     far from its failures (qmgr's ``status=expired``), often in another part of
     a parallel scan; linking them here gives the same answer either way.
     """
+    if not result.bounces:
+        return
+    bounced = {b.queue_id for b in result.bounces} - {""}
     last: dict[str, Event] = {}
     in_order: list[tuple[tuple[str, int], int, Event | Delivery]] = [
-        *((line_order(e.source), 0, e) for e in result.events if e.queue_id),
+        *((line_order(e.source), 0, e) for e in result.events if e.queue_id in bounced),
         *((line_order(b.source), 1, b) for b in result.bounces),
     ]
     in_order.sort(key=lambda item: (item[0], item[1]))

@@ -8,6 +8,8 @@ reasons, between its reasons, before its outcome.
 from __future__ import annotations
 
 import json
+import pickle
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,32 @@ def test_ranges_number_their_lines_as_one_scan_does(grammars, tmp_path, small_ov
     assert [e.source for e in sort_events(result.events)] == [
         e.source for e in sort_events(serial.events)
     ]
+
+
+def test_an_event_comes_back_whole_from_a_worker():
+    # Workers send events pickled, through Event.__reduce__: a field it forgets
+    # would come back as its default.
+    from dataclasses import fields
+
+    from smtplogscan.records import Culprit, Direction, Event, Kind, Outcome, Peer
+
+    event = Event(
+        datetime(2026, 12, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=1))),
+        "mx9",
+        "exim",
+        Direction.INBOUND,
+        Peer("mail.example.net", "192.0.2.7", 587, "helo.example"),
+        Kind.NO_SHARED_CIPHER,
+        "no shared cipher",
+        "mail.log:41",
+        Culprit.LOCAL,
+        Outcome.BOUNCED,
+        "openssl-no-shared-cipher",
+        "1A2B3C",
+        "SSL_accept",
+        {"tls_peer_dn": "CN=x"},
+    )
+    blank = Event(None, "", "", Direction.OUTBOUND, Peer(), Kind.OTHER, "", "")
+    for field in fields(Event):
+        assert getattr(event, field.name) != getattr(blank, field.name), field.name
+    assert pickle.loads(pickle.dumps(event)) == event
