@@ -451,6 +451,9 @@ def _mailing(
     # Imported here: the email and SMTP modules serve only a mailed report.
     from smtplogscan import mail
 
+    # Addresses first: they do not depend on what this machine has installed.
+    recipients = mail.addresses(mail_to)
+    sender = mail.addresses([mail_from])[0] if mail_from else mail.default_sender()
     password = mail.read_password(password_file, password_env)
     if smtp_user and password is None:
         raise UsageError(
@@ -464,8 +467,7 @@ def _mailing(
         password=password,
         sendmail=None if smtp_host else mail.check_program(sendmail or mail.SENDMAIL),
     )
-    sender = mail.addresses([mail_from])[0] if mail_from else mail.default_sender()
-    return _Mailing(mail.addresses(mail_to), sender, transport)
+    return _Mailing(recipients, sender, transport)
 
 
 def _send(
