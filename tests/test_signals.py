@@ -79,8 +79,26 @@ def _slow_writer(fifo: Path, stop: threading.Event) -> None:
         pass
 
 
+def interruptible(*args: str) -> subprocess.Popen[bytes]:
+    """Start the CLI in its own process group, as a shell starts a job; with
+    faulthandler on, so that a run that ignores Ctrl-C can be made to say where
+    it was."""
+    return subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-m", "smtplogscan", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def assert_interrupted(proc: subprocess.Popen[bytes]) -> None:
-    _, err = proc.communicate(timeout=10)  # Ctrl-C is obeyed at once
+    try:
+        _, err = proc.communicate(timeout=10)  # Ctrl-C is obeyed at once
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        _, err = proc.communicate(timeout=10)
+        where = err.decode("utf-8", "replace")
+        pytest.fail(f"still running 10 s after Ctrl-C:\n{where}")
     text = err.decode("utf-8", "replace")
     assert proc.returncode == INTERRUPTED, text
     assert "Traceback" not in text, text
@@ -93,12 +111,7 @@ def test_ctrl_c_during_a_scan_of_a_slow_fifo(tmp_path: Path) -> None:
     stop = threading.Event()
     writer = threading.Thread(target=_slow_writer, args=(fifo, stop), daemon=True)
     writer.start()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smtplogscan", "report", str(fifo)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = interruptible("report", str(fifo))
     try:
         time.sleep(2.0)  # imports done, the scan reading
         assert proc.poll() is None
@@ -117,12 +130,7 @@ def test_ctrl_c_during_a_parallel_scan(tmp_path: Path) -> None:
         path = tmp_path / f"mail.log.{n + 1}"
         path.write_bytes(body)
         paths.append(str(path))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smtplogscan", "report", "-j", "2", *paths],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = interruptible("report", "-j", "2", *paths)
     try:
         time.sleep(2.5)
         assert proc.poll() is None
