@@ -82,13 +82,24 @@ def _slow_writer(fifo: Path, stop: threading.Event) -> None:
 def interruptible(*args: str) -> subprocess.Popen[bytes]:
     """Start the CLI in its own process group, as a shell starts a job; with
     faulthandler on, so that a run that ignores Ctrl-C can be made to say where
-    it was."""
-    return subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-m", "smtplogscan", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    it was.
+
+    A test run started in the background (``pytest &`` from a script, as CI
+    may be) inherits SIGINT ignored, and so would the CLI, rightly: a
+    background job is not to be stopped by Ctrl-C. A Python handler here is
+    reset to the default in the child when it starts, as in a terminal's
+    foreground job.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-X", "faulthandler", "-m", "smtplogscan", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def assert_interrupted(proc: subprocess.Popen[bytes]) -> None:
