@@ -193,6 +193,11 @@ def row(label: str, took: float, lines: int, note: str = "") -> str:
     return f"{label:<22}{took:7.2f} s {lines / took:12,.0f} lines/s  {note}".rstrip()
 
 
+def ratio_row(label: str, ratio: float, note: str = "") -> str:
+    """A ratio, its note in the same column as a `row`'s."""
+    return f"{label:<22}{ratio:7.2f} x {'':<20}  {note}".rstrip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -239,8 +244,7 @@ def main() -> None:
         print(row("--jobs 1", one, lines, f"peak {rss1 / 1024:.0f} MiB"))
         print(row("--jobs 2", two, lines, f"peak {rss2 / 1024:.0f} MiB, largest"))
         print(
-            f"{'--jobs 2 speed-up':<22}{one / two:7.2f} x"
-            f"                       the machine's: {ceiling:.2f}x"
+            ratio_row("--jobs 2 speed-up", one / two, f"the machine's: {ceiling:.2f}x")
         )
         print(row("scan alone, 1 core", scan1, lines, "no start-up, imports, report"))
         print(row("scan alone, 2 cores", scan2, lines, f"x{scan1 / scan2:.2f}"))
