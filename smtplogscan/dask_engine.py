@@ -1,8 +1,8 @@
 """Scan on a Dask cluster: one task per part, partial results merged in a tree.
 
 The parts are those of the local engine (`parallel.plan`): whole inputs, or
-line-aligned byte ranges of large plain files. Each task scans one part with
-`parallel.run_part`; pairs of neighbouring results are merged by further tasks
+line-aligned byte ranges of large plain files or objects. Each task scans one
+part with `parallel.run_part`; pairs of neighbouring results are merged by further tasks
 (`parallel.merge`, which keeps input order), so the client receives one result,
 whose bounces it settles as a local scan does. The report is therefore the same,
 byte for byte.

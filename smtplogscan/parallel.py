@@ -16,7 +16,6 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import BinaryIO
 
 from smtplogscan.errors import FormatError, InputError, ScanError
@@ -32,7 +31,7 @@ from smtplogscan.scan import (
     scan_inputs,
     scan_into,
 )
-from smtplogscan.sources import Input
+from smtplogscan.sources import Input, is_compressed, open_raw
 
 #: Plain files smaller than this are read whole by one worker.
 SPLIT_MIN = 32 << 20
@@ -50,8 +49,9 @@ class Part:
     start: int = 0
     end: int | None = None
     grammar: str | None = None  # known when the input was cut
-    #: The file's inode when it was cut: a file rotated since is another file.
-    inode: int | None = None
+    #: What the input was when it was cut, a file's inode or an object's
+    #: version: a file rotated or an object rewritten since is another input.
+    version: int | str | None = None
 
 
 def scan_parallel(
@@ -100,40 +100,66 @@ def scan_parallel(
 def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[Part]:
     """Cut inputs into parts: large plain files of splittable grammars in ranges."""
     for source in inputs:
-        size = plain_size(source)
-        if size < SPLIT_MIN or options.jobs < 2:
+        if options.jobs < 2:
             yield Part(source)
             continue
-        grammar = _grammar_of(source, registry, options)
+        size, version = _plain(source, SPLIT_MIN)
+        grammar = _grammar_of(source, registry, options) if size else None
         if grammar is None or not registry.get(grammar).splittable:
             yield Part(source)
             continue
         cuts = _cuts(source, size, options.jobs)
-        inode = source.path.stat().st_ino if source.path is not None else None
         for start, end in zip(cuts, cuts[1:], strict=False):
-            yield Part(source, start, end, grammar, inode)
+            yield Part(source, start, end, grammar, version)
 
 
 def plain_size(source: Input) -> int:
-    """The size of an uncompressed regular file; 0 for anything else."""
-    if source.path is None or not source.path.is_file():
-        return 0
+    """The size of an uncompressed file or object that can be read from any
+    offset; 0 for anything else (stdin, an archive, a folder)."""
+    return _plain(source)[0]
+
+
+def _plain(source: Input, minimum: int = 0) -> tuple[int, int | str | None]:
+    """Return `plain_size` and the version of the input (see `Part.version`);
+    (0, None) for an input smaller than `minimum`, whose first bytes are not
+    read."""
     try:
-        with source.path.open("rb") as handle:
+        found = _stat(source)
+        if found is None or found[0] < max(minimum, 1):
+            return 0, None
+        with open_raw(source) as handle:
             head = handle.read(6)
-    except OSError:
-        return 0
-    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
-        return 0
-    return source.path.stat().st_size
+    except (InputError, OSError, ValueError):
+        return 0, None  # read whole, where the fault is reported
+    return (0, None) if is_compressed(head) else found
+
+
+def _stat(
+    source: Input, handle: BinaryIO | None = None
+) -> tuple[int, int | str] | None:
+    """The size and version of a file or object; None for anything else. With
+    `handle`, those of the file it opened, whatever its name is now."""
+    if source.url:
+        from smtplogscan import remote
+
+        return remote.stat(source.url)
+    if handle is not None:
+        stat = os.fstat(handle.fileno())
+    elif source.path is None or not source.path.is_file():
+        return None
+    else:
+        stat = source.path.stat()
+    return stat.st_size, stat.st_ino
 
 
 def _grammar_of(source: Input, registry: Registry, options: Options) -> str | None:
     if options.grammar:
         return options.grammar
-    assert source.path is not None
-    with source.path.open("rb") as handle:
-        head = handle.read(1 << 16)
+    try:
+        with open_raw(source) as handle:
+            head = handle.read(1 << 16)
+    except (InputError, OSError, ValueError):
+        return None
     lines = [line.decode("utf-8", "replace") for line in head.split(b"\n")[:64]]
     try:
         return detect(lines, registry, source.name).name
@@ -142,10 +168,9 @@ def _grammar_of(source: Input, registry: Registry, options: Options) -> str | No
 
 
 def _cuts(source: Input, size: int, pieces: int) -> list[int]:
-    """Offsets that split the file into `pieces` ranges, each cut after a newline."""
-    assert source.path is not None
+    """Offsets that split the input into `pieces` ranges, each cut after a newline."""
     cuts = [0]
-    with source.path.open("rb") as handle:
+    with open_raw(source) as handle:
         for n in range(1, pieces):
             handle.seek(size * n // pieces)
             _skip_line(handle)  # to the start of the next line
@@ -208,33 +233,30 @@ def _scan_range(
 ) -> int:
     """Scan a byte range into `result`; return the number its first line got."""
     source, grammar_cls = part.source, registry.get(part.grammar or "")
-    assert source.path is not None and part.end is not None
+    assert part.end is not None
     report.mta = grammar_cls.mta
-    with source.path.open("rb") as handle:
-        stat = os.fstat(handle.fileno())
-        if (
-            part.inode is not None
-            and stat.st_ino != part.inode
-            or stat.st_size < part.end
-        ):
-            raise InputError(f"{source.name}: rotated or truncated while it was read")
-        size = stat.st_size
-        warm = _line_start(handle, max(0, part.start - OVERLAP))
-        stop = _line_start(handle, min(size, part.end + OVERLAP))
-
-        mtime = datetime.fromtimestamp(source.path.stat().st_mtime, UTC)
-        grammar = grammar_cls(Stream(source.name, mtime, options.zone, options.year))
-        scratch = Counts()
-        own = (part.start - warm, part.end - warm)
-        reader = LineReader(grammar, scratch, result, 1, own)
-        handle.seek(warm)
-        left = stop - warm
-        while left > 0:
-            block = handle.read(min(BLOCK_SIZE, left))
-            if not block:
-                break
-            left -= len(block)
-            reader.push(block)
+    handle, size = _open_range(part)
+    with handle:
+        try:
+            warm = _line_start(handle, max(0, part.start - OVERLAP))
+            stop = _line_start(handle, min(size, part.end + OVERLAP))
+            grammar = grammar_cls(
+                Stream(source.name, source.mtime(), options.zone, options.year)
+            )
+            scratch = Counts()
+            own = (part.start - warm, part.end - warm)
+            reader = LineReader(grammar, scratch, result, 1, own)
+            handle.seek(warm)
+            left = stop - warm
+            while left > 0:
+                block = handle.read(min(BLOCK_SIZE, left))
+                if not block:
+                    break
+                left -= len(block)
+                reader.push(block)
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            raise InputError(f"{source.name}: stopped reading: {reason}") from None
         reader.close()
         lo, hi = reader.owned_lines
 
@@ -244,6 +266,21 @@ def _scan_range(
     counts.cut_lines, counts.evicted = scratch.cut_lines, scratch.evicted
     counts.unmatched_examples = scratch.unmatched_examples
     return lo
+
+
+def _open_range(part: Part) -> tuple[BinaryIO, int]:
+    """Open the input of a range, checked to be the one that was cut; return it
+    and its size."""
+    source = part.source
+    assert part.end is not None
+    handle = open_raw(source)
+    found = _stat(source, handle)
+    size, version = found if found is not None else (0, None)
+    if part.version is not None and version != part.version or size < part.end:
+        handle.close()
+        changed = "rewritten" if source.url else "rotated"
+        raise InputError(f"{source.name}: {changed} or truncated while it was read")
+    return handle, size
 
 
 def renumber(result: ScanResult, name: str, by: int) -> None:

@@ -4,7 +4,8 @@ A ``file://`` URL is a local path and needs nothing. Any other protocol needs
 fsspec and the package that implements it (``s3fs`` for S3, ``gcsfs`` for Google
 Cloud Storage, ``adlfs`` for Azure, ...); when one is missing, the input is
 reported with the package to install and the other inputs are still read.
-Remote inputs are read whole: they are not cut into byte ranges.
+A large plain object is cut into byte ranges like a local file (see `parallel`),
+read by ranged requests where the store allows them.
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def open_url(url: str) -> BinaryIO:
     except OSError as err:
         raise InputError(f"{url}: cannot open: {err}") from None
     return handle
+
+
+def stat(url: str) -> tuple[int, str] | None:
+    """Return the size of the object at `url` and a token that changes when it
+    is rewritten; None for a folder, or a store that does not tell the size."""
+    fs, path = _filesystem(url)
+    try:
+        info = fs.info(path)
+        size = info.get("size")
+        if info.get("type") != "file" or not isinstance(size, int):
+            return None
+        return size, str(fs.ukey(path))
+    except (OSError, NotImplementedError, ValueError):
+        return None
 
 
 def modified(url: str) -> datetime:

@@ -143,6 +143,19 @@ def open_input(source: Input) -> BinaryIO:
     return decompress(raw, head)
 
 
+def open_raw(source: Input) -> BinaryIO:
+    """Open a file or URL for reading its bytes as stored, from any offset."""
+    if source.url:
+        from smtplogscan import remote
+
+        return remote.open_url(source.url)
+    assert source.path is not None, "stdin has no offsets"
+    try:
+        return source.path.open("rb")
+    except OSError as err:
+        raise InputError(f"{source.name}: cannot open: {err.strerror or err}") from None
+
+
 def _open_url(source: Input) -> BinaryIO:
     from smtplogscan import remote
 
@@ -154,6 +167,11 @@ def _open_url(source: Input) -> BinaryIO:
         raw.close()
         raise InputError(f"{source.name}: cannot read: {err}") from None
     return decompress(raw, head)
+
+
+def is_compressed(head: bytes) -> bool:
+    """Say whether the first bytes `head` of an input are those of an archive."""
+    return head.startswith(tuple(magic for magic, _ in _MAGIC))
 
 
 def decompress(raw: BinaryIO, head: bytes) -> BinaryIO:

@@ -59,7 +59,7 @@ from smtplogscan.results import (
     settle_bounces,
 )
 from smtplogscan.scan import BLOCK_SIZE, Options, detect, new_result
-from smtplogscan.sources import Input, open_input, rotation_order
+from smtplogscan.sources import Input, open_input, open_raw, rotation_order
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +289,7 @@ def _scan_stream(
 
 def _last_line_end(source: Input, size: int) -> int:
     """The offset after the last newline of a plain file: its complete lines."""
-    assert source.path is not None
-    with source.path.open("rb") as handle:
+    with open_raw(source) as handle:
         end = size
         while end > 0:
             start = max(0, end - (1 << 16))

@@ -110,6 +110,35 @@ def test_urls_are_read_through_fsspec(scheduler):
         assert remote[field] == local[field]
 
 
+def test_a_large_object_is_read_in_ranges_by_several_tasks(
+    scheduler, monkeypatch, grammars
+):
+    fsspec = pytest.importorskip("fsspec")
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    monkeypatch.setattr(parallel, "OVERLAP", 4096)
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/smtplogscan-big/mail.log", REAL.read_bytes())
+    url = "memory://smtplogscan-big/mail.log"
+    read: list[parallel.Part] = []
+    run_part = parallel.run_part
+
+    def spy(part, *args, **kwargs):
+        read.append(part)
+        return run_part(part, *args, **kwargs)
+
+    monkeypatch.setattr(parallel, "run_part", spy)
+    try:
+        local = json.loads(_report("--jobs", "1", str(REAL)))
+        remote = json.loads(_report("--engine", "dask", "--scheduler", scheduler, url))
+    finally:
+        memory.rm("/smtplogscan-big", recursive=True)
+    assert sorted((p.start, p.end) for p in read)[-1][1] == REAL.stat().st_size
+    assert len(read) == 2 and all(p.source.url == url for p in read)
+    for field in ("totals", "peers", "kinds", "causes"):
+        assert remote[field] == local[field]
+    assert remote["totals"]["failures"] > 50
+
+
 def test_a_local_cluster_of_processes_gives_the_same_report():
     # The real thing: worker processes that load the grammars themselves.
     def run(*args: str) -> str:

@@ -7,6 +7,7 @@ reasons, between its reasons, before its outcome.
 
 from __future__ import annotations
 
+import gzip
 import json
 import pickle
 from datetime import datetime, timedelta, timezone
@@ -129,6 +130,65 @@ def test_a_file_rotated_after_it_was_cut_is_named_not_misread(
     parallel._registry = grammars
     done = parallel.run_part(parts[1], options)
     assert "rotated or truncated while it was read" in str(done.errors[0])
+
+
+@pytest.fixture
+def memory():
+    """fsspec's in-memory store: URLs whose reads go through fsspec (seek and
+    all), seen by forked workers as they were at the fork."""
+    fsspec = pytest.importorskip("fsspec")
+    store = fsspec.filesystem("memory")
+    yield store
+    store.rm("/smtplogscan-ranges", recursive=True)
+
+
+def test_an_object_in_storage_is_cut_like_a_file(
+    grammars, monkeypatch, memory, tmp_path
+):
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    monkeypatch.setattr(parallel, "OVERLAP", 8192)
+    data = REAL.read_bytes()
+    (tmp_path / "mail.log").write_bytes(data)
+    (tmp_path / "old.log.gz").write_bytes(gzip.compress(data))
+    for path in tmp_path.iterdir():
+        memory.pipe(f"/smtplogscan-ranges/{path.name}", path.read_bytes())
+    url = "memory://smtplogscan-ranges/mail.log"
+    parts = list(parallel.plan([Input(url, None, url=url)], grammars, Options(jobs=3)))
+    assert len(parts) == 3 and all(p.version is not None for p in parts)
+    assert parts[0].start == 0 and parts[-1].end == len(data)
+    assert all(data[p.start - 1] == 0x0A for p in parts[1:])  # cut at line ends
+
+    names = ("mail.log", "old.log.gz")
+    local = scan([str(tmp_path / n) for n in names], grammars, Options(jobs=1))
+    urls = [f"memory://smtplogscan-ranges/{n}" for n in names]
+    remote = scan(urls, grammars, Options(jobs=3))
+    assert not remote.errors
+    assert [i.counts.lines for i in remote.inputs] == [
+        i.counts.lines for i in local.inputs
+    ]
+    assert sorted(map(_row_here, remote.events)) == sorted(map(_row_here, local.events))
+    assert len(remote.events) == len(local.events) > 100
+
+
+def _row_here(event) -> str:
+    """An event's row without the input's name, which differs between a path
+    and a URL."""
+    row = event_row(event)
+    row["source"] = row["source"].rpartition(":")[2]
+    return json.dumps(row, sort_keys=True)
+
+
+def test_an_object_rewritten_after_it_was_cut_is_named(grammars, monkeypatch, memory):
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 10_000)
+    memory.pipe("/smtplogscan-ranges/mail.log", REAL.read_bytes())
+    url = "memory://smtplogscan-ranges/mail.log"
+    options = Options(jobs=2)
+    parts = list(parallel.plan([Input(url, None, url=url)], grammars, options))
+    assert len(parts) == 2
+    memory.pipe("/smtplogscan-ranges/mail.log", REAL.read_bytes()[:1000])
+    parallel._registry = grammars
+    done = parallel.run_part(parts[1], options)
+    assert "mail.log: rewritten or truncated while it was read" in str(done.errors[0])
 
 
 def test_ranges_number_their_lines_as_one_scan_does(grammars, tmp_path, small_overlap):
