@@ -155,6 +155,34 @@ SESSION = _regex(
     "TLS text of a delivery",
 )
 
+# The commonest lines of a busy log, an arrival or a delivery over TLS, as bytes
+# for the engine to count without feeding them (see Grammar.session_line):
+# 2026-12-03 16:52:33 +0100 [4242] 1xZA2r-0003Zg-00 <= a@example.org
+#   H=mail.example.org (helo) [198.51.100.1]:41001 I=[192.0.2.1]:25 P=esmtps
+#   X=TLS1.3:ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 CV=no S=302
+# 2026-12-03 16:52:47 1xZA34-0003aH-3C => user@example.net R=dnslookup
+#   T=remote_smtp H=mx.example.net [203.0.113.1]:25 X=TLS1.3:...
+# Only plain shapes match: no " H=" or " X=" before the peer's and its cipher's
+# (feed reads the first of each), an address of hex digits, dots and colons,
+# and printable ASCII in every group read. Anything else is fed.
+_WORDS_BUT_H_X = rb"[^ \n]*(?: (?![HX]=)[^ \n]*)*"
+SESSION_LINE = re.compile(
+    rb"(?P<stamp>(?P<minute>\d{4}-\d\d-\d\d \d\d:\d\d):[0-5]\d(?:\.\d{3})?"
+    rb"(?: (?P<zone>[+-]\d{4}))?)"
+    rb" (?:\[(?P<pid>\d+)(?:/\d+)?\] )?"
+    rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?P<way><=|=>|->) "
+    + _WORDS_BUT_H_X
+    + rb" H=(?:(?P<name>[\x21-\x27\x29-\x5a\x5c-\x7e]+) ?)?"
+    rb"(?:\([^)\n ]*(?: (?!X=)[^)\n ]*)*\) )?"
+    rb"\[(?P<addr>[0-9A-Fa-f.:]*)\](?::(?P<port>\d+))?"
+    rb"(?: (?![HX]=)[^ \n]+)*"
+    rb" X=(?P<protocol>[\x21-\x39\x3b-\x7e]+):(?P<cipher>[\x21-\x39\x3b-\x7e]+)"
+    rb"(?=[: ]|\r?$)"
+)
+SESSION_GROUPS = ("way", "name", "addr", "protocol", "cipher")
+SESSION_MINUTE = ("minute", "zone")
+_WAYS = {b"<=": Direction.INBOUND, b"=>": Direction.OUTBOUND, b"->": Direction.OUTBOUND}
+
 # cPanel's proxy puts the real peer inside the HELO parentheses.
 _PROXIED = re.compile(r"^(?P<name>\S+) - (?P<addr>[0-9A-Fa-f.:]+) -$")
 _HANDSHAKE_OPS = ("gnutls_handshake", "SSL_accept", "SSL_connect")
@@ -182,6 +210,10 @@ class EximGrammar(Grammar):
     formats = ("exim mainlog", "exim mainlog behind syslog", "message-only fragments")
     prefilter = ("TLS", "SSL", " X=", " == ", " ** ")
     description = "Exim TLS failures, with outcomes joined by message id"
+    session_marker = " X="
+    session_line = SESSION_LINE
+    session_groups = SESSION_GROUPS
+    session_minute = SESSION_MINUTE
 
     def __init__(self, stream: Stream) -> None:
         super().__init__(stream)
@@ -189,10 +221,15 @@ class EximGrammar(Grammar):
         # Outbound failures waiting for the delivery line of their message.
         self._waiting: dict[str, Event] = {}
         # Inbound connections that delivered a message: (pid, addr, port).
-        self._delivered: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._delivered: OrderedDict[_Connection, None] = OrderedDict()
         #: Waiting failures let go early to keep `_waiting` bounded; the engine
         #: may report it.
         self.evicted = 0
+        # A delivery line of a message whose failure waits is not a plain success.
+        self.pending = self._waiting
+        # The groups of the last stamp read, and its time.
+        self._last_stamp: tuple[object, ...] = ()
+        self._last_time: datetime | None = None
 
     @classmethod
     def sniff(cls, lines: Sequence[str]) -> float:
@@ -240,6 +277,29 @@ class EximGrammar(Grammar):
             return self._required(msg, at)
         return None if _looks_like_tls(msg) else []
 
+    def stamp_time(self, stamp: bytes) -> datetime | None:
+        # "2026-12-03 16:52:47 +0100" is read as feed reads it: "...:47+0100".
+        date, clock, *zone = stamp.decode("ascii").split(" ")
+        return parse_iso(f"{date} {clock}{''.join(zone)}", self.stream.zone)
+
+    def session_of(self, groups: tuple[bytes, ...]) -> Success:
+        way, name, addr, protocol, cipher = groups
+        return Success(
+            None,
+            "",
+            self.mta,
+            _WAYS[way],
+            Peer(name.decode() if name else "", addr.decode()),
+            protocol.decode(),
+            cipher.decode(),
+            "",
+        )
+
+    def session_seen(self, match: re.Match[bytes]) -> None:
+        # An arrival is remembered as _received remembers it.
+        if match["way"] == b"<=":
+            self._remember(match.group("pid", "addr", "port"))
+
     def finish(self) -> list[Record]:
         """Report outbound failures whose delivery line never came.
 
@@ -260,7 +320,7 @@ class EximGrammar(Grammar):
         if peer is None:
             return []
         port = str(peer.port) if peer.port is not None else ""
-        self._remember((at.pid, peer.addr, port))
+        self._remember(_connection(at.pid, peer.addr, port))
         success = self._success(msg, peer, Direction.INBOUND, at)
         return [success] if success is not None else []
 
@@ -324,7 +384,7 @@ class EximGrammar(Grammar):
         peer, proxy = _conn_peer(tokens)
         op, detail = tokens["op"], _tok(tokens, "detail").strip()
         port = str(peer.port) if peer.port is not None else ""
-        if _io_op(op) and (at.pid, peer.addr, port) in self._delivered:
+        if _io_op(op) and _connection(at.pid, peer.addr, port) in self._delivered:
             return []  # the missing close_notify of a session that delivered
         event = self._event(Direction.INBOUND, peer, op, detail, at)
         event.outcome = Outcome.DROPPED
@@ -402,7 +462,7 @@ class EximGrammar(Grammar):
                 out.append(oldest)
         return out
 
-    def _remember(self, key: tuple[str, str, str]) -> None:
+    def _remember(self, key: _Connection) -> None:
         self._delivered[key] = None
         self._delivered.move_to_end(key)
         if len(self._delivered) > _DELIVERED_MEMORY:
@@ -431,6 +491,16 @@ class EximGrammar(Grammar):
         )
 
     def _time(self, match: re.Match[str]) -> datetime | None:
+        # Busy logs write many lines a second: read each stamp once, and hand
+        # the lines of one second the same time (the engine's hour of it is
+        # then computed once too).
+        stamp = match.group("stamp", "zone", "iso", "mon", "day", "clock")
+        if stamp != self._last_stamp:
+            self._last_time = self._read_time(match)
+            self._last_stamp = stamp
+        return self._last_time
+
+    def _read_time(self, match: re.Match[str]) -> datetime | None:
         if match["stamp"]:
             zone = match["zone"] or ""
             return parse_iso(match["stamp"] + zone, self.stream.zone)
@@ -469,6 +539,16 @@ def _io_op(op: str) -> bool:
 
 def _after_handshake(event: Event) -> bool:
     return _io_op(event.operation)
+
+
+# A connection as an arrival's line names it, (process id, address, port) as the
+# bytes of the line, None for what the line lacks: session_seen takes them from
+# the buffer as they are.
+_Connection = tuple[bytes | None, ...]
+
+
+def _connection(pid: str, addr: str, port: str) -> _Connection:
+    return (pid.encode() or None, addr.encode(), port.encode() or None)
 
 
 def _port(text: str | None) -> int | None:

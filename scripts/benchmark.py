@@ -7,7 +7,7 @@ loglevel-1 TLS lines, rejections, postscreen chatter, about 1% TLS failures) of
 prints lines per second and peak memory of ``smtplogscan report`` with one and
 two processes, of the scan alone, of ``grep -c TLS`` (the floor) and of pflogsumm
 when it is installed; then the targets for each log, and how memory grows with
-the log. It also measures how much two CPU-bound processes gain over one on this
+the log. Last, the same for an Exim mainlog of --lines lines, against eximstats. It also measures how much two CPU-bound processes gain over one on this
 machine right now, the ceiling of any ``--jobs 2`` figure. Machines here are
 noisy: read the ratios, which are measured back to back, rather than the
 absolute numbers.
@@ -121,6 +121,55 @@ def generate(path: Path, lines: int, seed: int = 7) -> int:
     return written
 
 
+def _iso(second: int) -> str:
+    hour, rest = divmod(second % 86400, 3600)
+    return f"2026-12-03 {hour:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def generate_exim(path: Path, lines: int, seed: int = 7) -> int:
+    """Write an Exim mainlog of about `lines` lines over one day (arrivals and
+    deliveries over TLS, local mail, rejections, about 1% TLS failures)."""
+    rng = random.Random(seed)
+    written = 0
+    cipher = "ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256"
+    with path.open("w") as out:
+        while written < lines:
+            t = _iso(86400 * written // lines)
+            name, addr = _peer(rng)
+            mid = f"1x{rng.randrange(16**4):04x}-{written % 16**6:06X}-0a"
+            port = rng.randrange(1024, 65535)
+            roll = rng.random()
+            if roll < 0.50:  # an arrival over TLS, delivered to a mailbox
+                block = [
+                    f"{t} {mid} <= news@{name} H={name} [{addr}]:{port} I=[192.0.2.1]:25 P=esmtps X=TLS1.3:{cipher} CV=no S={rng.randrange(900, 90000)} id={mid}@{name}",
+                    f"{t} {mid} => user{port % 300} <user{port % 300}@example.com> R=local_user T=mail_spool",
+                    f"{t} {mid} Completed",
+                ]
+            elif roll < 0.78:  # local mail sent out over TLS
+                block = [
+                    f"{t} {mid} <= app@example.com U=app P=local S=2048",
+                    f'{t} {mid} => u@{name} R=dnslookup T=remote_smtp H={name} [{addr}]:25 X=TLS1.2:ECDHE_SECP256R1__RSA_SHA256__AES_256_GCM:256 CV=yes DN="CN={name}" C="250 2.0.0 Ok: queued"',
+                    f"{t} {mid} Completed",
+                ]
+            elif roll < 0.99:  # rejected before any TLS
+                block = [
+                    f"{t} H=({name}) [{addr}]:{port} I=[192.0.2.1]:25 F=<spam@{name}> rejected RCPT <x@example.com>: Unrouteable address",
+                    f"{t} SMTP connection from ({name}) [{addr}]:{port} I=[192.0.2.1]:25 closed by QUIT",
+                ]
+            elif roll < 0.995:  # an inbound handshake failure
+                block = [
+                    f"{t} TLS error on connection from ({name}) [{addr}]:{port} I=[192.0.2.1]:25 (gnutls_handshake): A packet with illegal or unsupported version was received.",
+                ]
+            else:  # an outbound failure, deferred
+                block = [
+                    f"{t} {mid} <= app@example.com U=app P=local S=2048",
+                    f"{t} {mid} == u@{name} R=dnslookup T=remote_smtp defer (-37) H={name} [{addr}]:25: TLS session: (gnutls_handshake): The Diffie-Hellman prime sent by the server is not acceptable (not long enough).",
+                ]
+            out.write("\n".join(block) + "\n")
+            written += len(block)
+    return written
+
+
 ENGINE = """
 import sys, time
 from smtplogscan import Options, registry, scan
@@ -198,6 +247,26 @@ def ratio_row(label: str, ratio: float, note: str = "") -> str:
     return f"{label:<22}{ratio:7.2f} x {'':<20}  {note}".rstrip()
 
 
+def exim(log: Path, lines: int, repeat: int) -> None:
+    """The same measures on an Exim mainlog, against eximstats when installed
+    (Debian's exim4-base), which is to Exim what pflogsumm is to Postfix."""
+    lines = generate_exim(log, lines)
+    size = log.stat().st_size
+    print(f"\nExim mainlog: {lines:,} lines, {size / 2**20:,.0f} MiB")
+    one, rss1 = measure(log, ours(log, 1), repeat)
+    two, _ = measure(log, ours(log, 2), repeat)
+    grep, _ = measure(log, ["grep", "-c", "TLS"], repeat)
+    print(row("--jobs 1", one, lines, f"peak {rss1 / 1024:.0f} MiB"))
+    print(row("--jobs 2", two, lines, f"x{one / two:.2f}"))
+    print(row("grep -c TLS", grep, lines, f"we are {one / grep:.0f}x slower"))
+    eximstats = shutil.which("eximstats")
+    if eximstats:
+        took = measure(log, [eximstats], 1)[0]
+        print(row("eximstats", took, lines, f"we are {took / one:.1f}x faster"))
+    else:
+        print("eximstats: not installed (apt-get install exim4-base to compare)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -272,6 +341,7 @@ def main() -> None:
     first, last = sizes[0], sizes[-1]
     growth = figures[last]["rss1"] / figures[first]["rss1"]
     print(f"  memory: x{growth:.2f} for {last // first}x the lines")
+    exim(folder / "exim-mainlog", args.lines, args.repeat)
     if not args.keep:
         shutil.rmtree(folder)
 

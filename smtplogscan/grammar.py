@@ -129,6 +129,16 @@ class Grammar(ABC):
         """
         raise NotImplementedError
 
+    def session_seen(self, match: re.Match[bytes]) -> None:
+        """Learn what a session line counted from the buffer tells the state.
+
+        Called for every line the engine counts by `session_line` rather than
+        feeds, in order. Most grammars keep nothing from a success and need not
+        override it; one that does (which connection delivered, say) reads it
+        here from the match instead of from the fed line.
+        """
+        return None
+
     def finish(self) -> list[Record]:
         """Return what is still pending when the stream ends."""
         return []

@@ -132,6 +132,9 @@ class LineReader:
         if number is not None:
             self._groups = tuple(number[g] for g in grammar.session_groups)
             self._minute_groups = tuple(number[g] for g in minute or ("stamp",))
+        # The grammar's session_seen, when it learns from counted lines.
+        overridden = type(grammar).session_seen is not Grammar.session_seen
+        self._seen = grammar.session_seen if overridden else None
         self._carry = b""
         self._skipping = False  # inside the rest of a line that was cut
         self._closed = False
@@ -232,6 +235,7 @@ class LineReader:
         lo, hi = mine
         grammar, marked = self.grammar, self._marked
         session = grammar.session_line.match if grammar.session_line else None
+        seen = self._seen
         groups, minute_groups = self._groups, self._minute_groups
         pending = grammar.pending
         # Watched lines to read, ending with a start no line has.
@@ -266,6 +270,8 @@ class LineReader:
                             minute = match.group(*minute_groups)
                             tally = self._tally_of(stamp)
                     if tally is not _FEED:
+                        if seen is not None:
+                            seen(match)
                         if lo <= start < hi:
                             candidates += 1
                             if tally is not None:

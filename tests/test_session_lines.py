@@ -3,7 +3,8 @@
 The Postfix grammar names its successful-session line as a bytes pattern, and the
 reader counts the lines it matches without feeding them. Every test here reads
 the same bytes twice, once with that pattern and once with a grammar that has
-none (so that every line is fed), and compares what the two found.
+none (so that every line is fed), and compares what the two found. The Exim
+grammar's pattern is checked the same way in `test_exim_session_lines`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtplogscan import Record, Stream
+from smtplogscan import Grammar, Record, Stream
 from smtplogscan.grammars.postfix import PostfixGrammar
 from smtplogscan.reader import LineReader
 from smtplogscan.results import Counts, ScanResult
@@ -28,14 +29,8 @@ ZONE = ZoneInfo("Europe/Berlin")
 MTIME = datetime(2026, 12, 31, tzinfo=UTC)
 
 
-class FedPostfix(PostfixGrammar):
-    """The Postfix grammar without its session pattern: every line is fed."""
-
-    session_line = None
-
-
 def read(
-    grammar_cls: type[PostfixGrammar],
+    grammar_cls: type[Grammar],
     body: bytes,
     block: int = 1 << 20,
     window: tuple[datetime | None, datetime | None] = (None, None),
@@ -51,9 +46,15 @@ def read(
     return result, counts
 
 
-def assert_same(body: bytes, **how: object) -> ScanResult:
-    counted, counted_counts = read(PostfixGrammar, body, **how)  # type: ignore[arg-type]
-    fed, fed_counts = read(FedPostfix, body, **how)  # type: ignore[arg-type]
+def assert_same(
+    body: bytes, grammar: type[Grammar] = PostfixGrammar, **how: object
+) -> ScanResult:
+    """Read `body` with and without the grammar's session pattern; return what
+    the first read found once both are shown to agree."""
+    assert grammar.session_line is not None
+    fed_grammar = type(f"Fed{grammar.__name__}", (grammar,), {"session_line": None})
+    counted, counted_counts = read(grammar, body, **how)  # type: ignore[arg-type]
+    fed, fed_counts = read(fed_grammar, body, **how)  # type: ignore[arg-type]
     assert counted.sessions == fed.sessions
     assert counted.events == fed.events
     assert counted.deliveries == fed.deliveries
