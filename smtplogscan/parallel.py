@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from smtplogscan.errors import FormatError, InputError, ScanError
+from smtplogscan.errors import FormatError, GrammarError, InputError, ScanError
 from smtplogscan.grammar import Stream
 from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry, load
@@ -231,7 +231,11 @@ def _scan_range(
     report: InputReport,
     result: ScanResult,
 ) -> int:
-    """Scan a byte range into `result`; return the number its first line got."""
+    """Scan a byte range into `result`; return the number its first line got.
+
+    A fault met while reading, or a grammar that fails, ends the range with an
+    error in `report` and `result`, keeping what was found before it.
+    """
     source, grammar_cls = part.source, registry.get(part.grammar or "")
     assert part.end is not None
     report.mta = grammar_cls.mta
@@ -240,32 +244,51 @@ def _scan_range(
         try:
             warm = _line_start(handle, max(0, part.start - OVERLAP))
             stop = _line_start(handle, min(size, part.end + OVERLAP))
-            grammar = grammar_cls(
-                Stream(source.name, source.mtime(), options.zone, options.year)
-            )
-            scratch = Counts()
-            own = (part.start - warm, part.end - warm)
-            reader = LineReader(grammar, scratch, result, 1, own)
             handle.seek(warm)
-            left = stop - warm
+        except (OSError, ValueError) as err:
+            raise _stopped(source, err) from None
+        grammar = grammar_cls(
+            Stream(source.name, source.mtime(), options.zone, options.year)
+        )
+        scratch = Counts()
+        own = (part.start - warm, part.end - warm)
+        reader = LineReader(grammar, scratch, result, 1, own)
+        fault: ScanError | None = None
+        left = stop - warm
+        try:
             while left > 0:
-                block = handle.read(min(BLOCK_SIZE, left))
+                try:
+                    block = handle.read(min(BLOCK_SIZE, left))
+                except (OSError, ValueError) as err:
+                    fault = _stopped(source, err)
+                    break
                 if not block:
                     break
                 left -= len(block)
                 reader.push(block)
-        except (OSError, ValueError) as err:
-            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-            raise InputError(f"{source.name}: stopped reading: {reason}") from None
-        reader.close()
-        lo, hi = reader.owned_lines
+            reader.close()
+        except Exception as err:  # a grammar's bug stops its range, not the run
+            fault = GrammarError(
+                f"{source.name}: grammar {grammar_cls.name} failed in bytes"
+                f" {part.start:,} to {part.end:,}: {type(err).__name__}: {err}"
+            )
+        # Bounds the reader did not come to (after a fault) are the next line.
+        lo, hi = (min(n, scratch.lines + 1) for n in reader.owned_lines)
 
     counts = report.counts
     counts.lines, counts.bytes = hi - lo, part.end - part.start
     counts.candidates, counts.unmatched = scratch.candidates, scratch.unmatched
     counts.cut_lines, counts.evicted = scratch.cut_lines, scratch.evicted
     counts.unmatched_examples = scratch.unmatched_examples
+    if fault is not None:
+        report.error = str(fault)
+        result.errors.append(fault)
     return lo
+
+
+def _stopped(source: Input, err: Exception) -> InputError:
+    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return InputError(f"{source.name}: stopped reading: {reason}")
 
 
 def _open_range(part: Part) -> tuple[BinaryIO, int]:

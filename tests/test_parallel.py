@@ -191,6 +191,79 @@ def test_an_object_rewritten_after_it_was_cut_is_named(grammars, monkeypatch, me
     assert "mail.log: rewritten or truncated while it was read" in str(done.errors[0])
 
 
+def _halves(source: Input) -> list[parallel.Part]:
+    data = REAL.read_bytes()
+    cut = data.index(b"\n", len(data) // 2) + 1
+    return [
+        parallel.Part(source, 0, cut, "postfix"),
+        parallel.Part(source, cut, len(data), "postfix"),
+    ]
+
+
+def test_a_grammar_failing_in_a_range_stops_that_range_only(
+    grammars, small_overlap, monkeypatch
+):
+    from smtplogscan.grammars.postfix import PostfixGrammar
+
+    def feed(self, line, lineno):
+        if "[21281]: server certificate verification failed" in line:
+            raise KeyError("no such peer")  # a plugin's bug, in the second half
+        return real_feed(self, line, lineno)
+
+    real_feed = PostfixGrammar.feed
+    monkeypatch.setattr(PostfixGrammar, "feed", feed)
+    parallel._registry = grammars
+    first, second = (
+        parallel.run_part(part, Options()) for part in _halves(Input(str(REAL), REAL))
+    )
+    assert first.errors == [] and len(first.events) > 10
+    (error,) = second.errors
+    assert str(error).startswith(f"{REAL}: grammar postfix failed in bytes 39,")
+    assert str(error).endswith("to 78,373: KeyError: 'no such peer'")
+    assert second.inputs[0].error == str(error)
+    # What the second half found before the failing line is kept.
+    assert all(e.source.startswith(f"{REAL}:") for e in second.events)
+    assert 0 < len(second.events) < len(scan([str(REAL)], grammars).events) / 2
+
+
+def test_a_read_fault_in_a_range_keeps_what_came_before(
+    grammars, small_overlap, monkeypatch
+):
+    class Failing:
+        """A file that fails with EIO on its fifth read."""
+
+        def __init__(self, handle):
+            self.handle, self.reads = handle, 0
+
+        def read(self, size=-1):
+            self.reads += 1
+            if self.reads == 5:
+                raise OSError(5, "Input/output error")
+            return self.handle.read(size)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    opened = parallel.open_raw
+    monkeypatch.setattr(parallel, "open_raw", lambda source: Failing(opened(source)))
+    monkeypatch.setattr(parallel, "BLOCK_SIZE", 8192)
+    parallel._registry = grammars
+    done = parallel.run_part(_halves(Input(str(REAL), REAL))[0], Options())
+    (error,) = done.errors
+    assert str(error) == f"{REAL}: stopped reading: Input/output error"
+    # A range from byte 0 reads once to find where its overlap ends, then
+    # blocks of 8 KiB: three of them came before the fault. Their lines were
+    # read, the piece of a line at the end too, as a whole input is read.
+    assert done.counts.lines == REAL.read_bytes()[: 3 * 8192].count(b"\n") + 1
+    assert done.events and all(e.source.startswith(f"{REAL}:") for e in done.events)
+
+
 def test_ranges_number_their_lines_as_one_scan_does(grammars, tmp_path, small_overlap):
     # A range numbers its lines from its own start and is renumbered when
     # merged: events and the examples of unread lines must name the same lines.
