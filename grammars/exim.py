@@ -210,6 +210,10 @@ class EximGrammar(Grammar):
     formats = ("exim mainlog", "exim mainlog behind syslog", "message-only fragments")
     prefilter = ("TLS", "SSL", " X=", " == ", " ** ")
     description = "Exim TLS failures, with outcomes joined by message id"
+    # The lines one failure is joined from are written by one delivery or one
+    # connection within seconds: an error and the ==, ** or => line of the same
+    # delivery attempt, an arrival and the error on its connection.
+    splittable = True
     session_marker = " X="
     session_line = SESSION_LINE
     session_groups = SESSION_GROUPS
