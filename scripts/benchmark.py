@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MEASURE = """
@@ -56,69 +57,82 @@ def _stamp(second: int) -> str:
     return f"Dec {1 + day % 28:2d} {hour:02d}:{minute:02d}:{sec:02d} mx1"
 
 
-def generate(path: Path, lines: int, seed: int = 7) -> int:
-    """Write a log of about `lines` lines over one day to `path`; return the
-    exact count. A longer log is a busier day, not more days: memory that grows
-    with the hours covered would otherwise pass for memory that grows with lines.
+def write_day(
+    path: Path, lines: int, seed: int, block_of: Callable[..., list[str]]
+) -> int:
+    """Write a log of about `lines` lines over one day to `path`, a block of
+    lines at a time from `block_of(rng, second, before)`, `before` being the
+    number of lines written before it; return the exact count. A longer log is a
+    busier day, not more days: memory that grows with the hours covered would
+    otherwise pass for memory that grows with lines.
     """
     rng = random.Random(seed)
     written = 0
-    queue = 0x1000000
     with path.open("w") as out:
         while written < lines:
-            t = _stamp(86400 * written // lines)
-            pid = rng.randrange(1000, 30000)
-            name, addr = _peer(rng)
-            queue += 1
-            qid = f"{queue:X}"
-            roll = rng.random()
-            if roll < 0.55:  # an inbound message over TLS
-                block = [
-                    f"{t} postfix/postscreen[{pid - 1}]: CONNECT from [{addr}]:{rng.randrange(1024, 65535)} to [192.0.2.1]:25",
-                    f"{t} postfix/postscreen[{pid - 1}]: PASS OLD [{addr}]:{rng.randrange(1024, 65535)}",
-                    f"{t} postfix/smtpd[{pid}]: connect from {name}[{addr}]",
-                    f"{t} postfix/smtpd[{pid}]: Anonymous TLS connection established from {name}[{addr}]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256",
-                    f"{t} postfix/smtpd[{pid}]: {qid}: client={name}[{addr}]",
-                    f"{t} postfix/cleanup[{pid + 1}]: {qid}: message-id=<{qid}.{pid}@{name}>",
-                    f"{t} postfix/qmgr[900]: {qid}: from=<news@{name}>, size={rng.randrange(900, 90000)}, nrcpt=1 (queue active)",
-                    f"{t} postfix/smtpd[{pid}]: disconnect from {name}[{addr}] ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1 commands=7",
-                    f"{t} postfix/lmtp[{pid + 2}]: {qid}: to=<user{pid}@example.com>, relay=mail.example.com[private/dovecot-lmtp], delay=0.2, delays=0.1/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <user@example.com> Saved)",
-                    f"{t} postfix/qmgr[900]: {qid}: removed",
-                ]
-            elif roll < 0.80:  # an outbound message over TLS
-                block = [
-                    f"{t} postfix/pickup[901]: {qid}: uid=1000 from=<app>",
-                    f"{t} postfix/cleanup[{pid + 1}]: {qid}: message-id=<{qid}@mx1.example.com>",
-                    f"{t} postfix/qmgr[900]: {qid}: from=<app@example.com>, size=2048, nrcpt=1 (queue active)",
-                    f"{t} postfix/smtp[{pid}]: Trusted TLS connection established to {name}[{addr}]:25: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)",
-                    f"{t} postfix/smtp[{pid}]: {qid}: to=<u@{name}>, relay={name}[{addr}]:25, delay=0.9, delays=0.1/0/0.3/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued)",
-                    f"{t} postfix/qmgr[900]: {qid}: removed",
-                ]
-            elif roll < 0.99:  # rejected before any TLS
-                block = [
-                    f"{t} postfix/smtpd[{pid}]: connect from unknown[{addr}]",
-                    f"{t} postfix/smtpd[{pid}]: NOQUEUE: reject: RCPT from unknown[{addr}]: 450 4.7.1 Client host rejected: cannot find your hostname, [{addr}]; from=<spam@{name}> to=<x@example.com> proto=ESMTP helo=<{name}>",
-                    f"{t} postfix/smtpd[{pid}]: disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4",
-                    f"{t} postfix/anvil[902]: statistics: max connection rate 1/60s for (smtp:{addr}) at {t[:15]}",
-                ]
-            elif roll < 0.995:  # an inbound handshake failure
-                block = [
-                    f"{t} postfix/smtpd[{pid}]: connect from {name}[{addr}]",
-                    f"{t} postfix/smtpd[{pid}]: SSL_accept error from {name}[{addr}]: -1",
-                    f"{t} postfix/smtpd[{pid}]: warning: TLS library problem: error:0A000102:SSL routines::unsupported protocol:../ssl/statem/statem_srvr.c:1657:",
-                    f"{t} postfix/smtpd[{pid}]: lost connection after STARTTLS from {name}[{addr}]",
-                    f"{t} postfix/smtpd[{pid}]: disconnect from {name}[{addr}] ehlo=1 starttls=0/1 commands=1/2",
-                ]
-            else:  # an outbound failure, then the plaintext retry
-                block = [
-                    f"{t} postfix/smtp[{pid}]: SSL_connect error to {name}[{addr}]:25: -1",
-                    f"{t} postfix/smtp[{pid}]: warning: TLS library problem: error:0A00018A:SSL routines::dh key too small:../ssl/statem/statem_clnt.c:2233:",
-                    f"{t} postfix/smtp[{pid}]: {qid}: Cannot start TLS: handshake failure",
-                    f"{t} postfix/smtp[{pid}]: {qid}: to=<u@{name}>, relay={name}[{addr}]:25, delay=1.2, delays=0.1/0/0.9/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
-                ]
+            block = block_of(rng, 86400 * written // lines, written)
             out.write("\n".join(block) + "\n")
             written += len(block)
     return written
+
+
+def generate(path: Path, lines: int, seed: int = 7) -> int:
+    """A busy MX's Postfix log of about `lines` lines (see `write_day`)."""
+    return write_day(path, lines, seed, _postfix_block)
+
+
+def _postfix_block(rng: random.Random, second: int, before: int) -> list[str]:
+    """The lines of one connection or mail, all stamped `second`."""
+    t = _stamp(second)
+    pid = rng.randrange(1000, 30000)
+    name, addr = _peer(rng)
+    qid = f"{0x1000000 + before:X}"
+    roll = rng.random()
+    if roll < 0.55:  # an inbound message over TLS
+        block = [
+            f"{t} postfix/postscreen[{pid - 1}]: CONNECT from [{addr}]:{rng.randrange(1024, 65535)} to [192.0.2.1]:25",
+            f"{t} postfix/postscreen[{pid - 1}]: PASS OLD [{addr}]:{rng.randrange(1024, 65535)}",
+            f"{t} postfix/smtpd[{pid}]: connect from {name}[{addr}]",
+            f"{t} postfix/smtpd[{pid}]: Anonymous TLS connection established from {name}[{addr}]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256",
+            f"{t} postfix/smtpd[{pid}]: {qid}: client={name}[{addr}]",
+            f"{t} postfix/cleanup[{pid + 1}]: {qid}: message-id=<{qid}.{pid}@{name}>",
+            f"{t} postfix/qmgr[900]: {qid}: from=<news@{name}>, size={rng.randrange(900, 90000)}, nrcpt=1 (queue active)",
+            f"{t} postfix/smtpd[{pid}]: disconnect from {name}[{addr}] ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1 commands=7",
+            f"{t} postfix/lmtp[{pid + 2}]: {qid}: to=<user{pid}@example.com>, relay=mail.example.com[private/dovecot-lmtp], delay=0.2, delays=0.1/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <user@example.com> Saved)",
+            f"{t} postfix/qmgr[900]: {qid}: removed",
+        ]
+    elif roll < 0.80:  # an outbound message over TLS
+        block = [
+            f"{t} postfix/pickup[901]: {qid}: uid=1000 from=<app>",
+            f"{t} postfix/cleanup[{pid + 1}]: {qid}: message-id=<{qid}@mx1.example.com>",
+            f"{t} postfix/qmgr[900]: {qid}: from=<app@example.com>, size=2048, nrcpt=1 (queue active)",
+            f"{t} postfix/smtp[{pid}]: Trusted TLS connection established to {name}[{addr}]:25: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)",
+            f"{t} postfix/smtp[{pid}]: {qid}: to=<u@{name}>, relay={name}[{addr}]:25, delay=0.9, delays=0.1/0/0.3/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued)",
+            f"{t} postfix/qmgr[900]: {qid}: removed",
+        ]
+    elif roll < 0.99:  # rejected before any TLS
+        block = [
+            f"{t} postfix/smtpd[{pid}]: connect from unknown[{addr}]",
+            f"{t} postfix/smtpd[{pid}]: NOQUEUE: reject: RCPT from unknown[{addr}]: 450 4.7.1 Client host rejected: cannot find your hostname, [{addr}]; from=<spam@{name}> to=<x@example.com> proto=ESMTP helo=<{name}>",
+            f"{t} postfix/smtpd[{pid}]: disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4",
+            f"{t} postfix/anvil[902]: statistics: max connection rate 1/60s for (smtp:{addr}) at {t[:15]}",
+        ]
+    elif roll < 0.995:  # an inbound handshake failure
+        block = [
+            f"{t} postfix/smtpd[{pid}]: connect from {name}[{addr}]",
+            f"{t} postfix/smtpd[{pid}]: SSL_accept error from {name}[{addr}]: -1",
+            f"{t} postfix/smtpd[{pid}]: warning: TLS library problem: error:0A000102:SSL routines::unsupported protocol:../ssl/statem/statem_srvr.c:1657:",
+            f"{t} postfix/smtpd[{pid}]: lost connection after STARTTLS from {name}[{addr}]",
+            f"{t} postfix/smtpd[{pid}]: disconnect from {name}[{addr}] ehlo=1 starttls=0/1 commands=1/2",
+        ]
+    else:  # an outbound failure, then the plaintext retry
+        block = [
+            f"{t} postfix/smtp[{pid}]: SSL_connect error to {name}[{addr}]:25: -1",
+            f"{t} postfix/smtp[{pid}]: warning: TLS library problem: error:0A00018A:SSL routines::dh key too small:../ssl/statem/statem_clnt.c:2233:",
+            f"{t} postfix/smtp[{pid}]: {qid}: Cannot start TLS: handshake failure",
+            f"{t} postfix/smtp[{pid}]: {qid}: to=<u@{name}>, relay={name}[{addr}]:25, delay=1.2, delays=0.1/0/0.9/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+        ]
+    return block
 
 
 def _iso(second: int) -> str:
@@ -127,47 +141,49 @@ def _iso(second: int) -> str:
 
 
 def generate_exim(path: Path, lines: int, seed: int = 7) -> int:
-    """Write an Exim mainlog of about `lines` lines over one day (arrivals and
-    deliveries over TLS, local mail, rejections, about 1% TLS failures)."""
-    rng = random.Random(seed)
-    written = 0
-    cipher = "ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256"
-    with path.open("w") as out:
-        while written < lines:
-            t = _iso(86400 * written // lines)
-            name, addr = _peer(rng)
-            mid = f"1x{rng.randrange(16**4):04x}-{written % 16**6:06X}-0a"
-            port = rng.randrange(1024, 65535)
-            roll = rng.random()
-            if roll < 0.50:  # an arrival over TLS, delivered to a mailbox
-                block = [
-                    f"{t} {mid} <= news@{name} H={name} [{addr}]:{port} I=[192.0.2.1]:25 P=esmtps X=TLS1.3:{cipher} CV=no S={rng.randrange(900, 90000)} id={mid}@{name}",
-                    f"{t} {mid} => user{port % 300} <user{port % 300}@example.com> R=local_user T=mail_spool",
-                    f"{t} {mid} Completed",
-                ]
-            elif roll < 0.78:  # local mail sent out over TLS
-                block = [
-                    f"{t} {mid} <= app@example.com U=app P=local S=2048",
-                    f'{t} {mid} => u@{name} R=dnslookup T=remote_smtp H={name} [{addr}]:25 X=TLS1.2:ECDHE_SECP256R1__RSA_SHA256__AES_256_GCM:256 CV=yes DN="CN={name}" C="250 2.0.0 Ok: queued"',
-                    f"{t} {mid} Completed",
-                ]
-            elif roll < 0.99:  # rejected before any TLS
-                block = [
-                    f"{t} H=({name}) [{addr}]:{port} I=[192.0.2.1]:25 F=<spam@{name}> rejected RCPT <x@example.com>: Unrouteable address",
-                    f"{t} SMTP connection from ({name}) [{addr}]:{port} I=[192.0.2.1]:25 closed by QUIT",
-                ]
-            elif roll < 0.995:  # an inbound handshake failure
-                block = [
-                    f"{t} TLS error on connection from ({name}) [{addr}]:{port} I=[192.0.2.1]:25 (gnutls_handshake): A packet with illegal or unsupported version was received.",
-                ]
-            else:  # an outbound failure, deferred
-                block = [
-                    f"{t} {mid} <= app@example.com U=app P=local S=2048",
-                    f"{t} {mid} == u@{name} R=dnslookup T=remote_smtp defer (-37) H={name} [{addr}]:25: TLS session: (gnutls_handshake): The Diffie-Hellman prime sent by the server is not acceptable (not long enough).",
-                ]
-            out.write("\n".join(block) + "\n")
-            written += len(block)
-    return written
+    """An Exim mainlog of about `lines` lines (arrivals and deliveries over TLS,
+    local mail, rejections, about 1% TLS failures; see `write_day`)."""
+    return write_day(path, lines, seed, _exim_block)
+
+
+_EXIM_CIPHER = "ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256"
+
+
+def _exim_block(rng: random.Random, second: int, before: int) -> list[str]:
+    """The lines of one mail or connection, all stamped `second`."""
+    t = _iso(second)
+    name, addr = _peer(rng)
+    mid = f"1x{rng.randrange(16**4):04x}-{before % 16**6:06X}-0a"
+    port = rng.randrange(1024, 65535)
+    cipher = _EXIM_CIPHER
+    roll = rng.random()
+    if roll < 0.50:  # an arrival over TLS, delivered to a mailbox
+        block = [
+            f"{t} {mid} <= news@{name} H={name} [{addr}]:{port} I=[192.0.2.1]:25 P=esmtps X=TLS1.3:{cipher} CV=no S={rng.randrange(900, 90000)} id={mid}@{name}",
+            f"{t} {mid} => user{port % 300} <user{port % 300}@example.com> R=local_user T=mail_spool",
+            f"{t} {mid} Completed",
+        ]
+    elif roll < 0.78:  # local mail sent out over TLS
+        block = [
+            f"{t} {mid} <= app@example.com U=app P=local S=2048",
+            f'{t} {mid} => u@{name} R=dnslookup T=remote_smtp H={name} [{addr}]:25 X=TLS1.2:ECDHE_SECP256R1__RSA_SHA256__AES_256_GCM:256 CV=yes DN="CN={name}" C="250 2.0.0 Ok: queued"',
+            f"{t} {mid} Completed",
+        ]
+    elif roll < 0.99:  # rejected before any TLS
+        block = [
+            f"{t} H=({name}) [{addr}]:{port} I=[192.0.2.1]:25 F=<spam@{name}> rejected RCPT <x@example.com>: Unrouteable address",
+            f"{t} SMTP connection from ({name}) [{addr}]:{port} I=[192.0.2.1]:25 closed by QUIT",
+        ]
+    elif roll < 0.995:  # an inbound handshake failure
+        block = [
+            f"{t} TLS error on connection from ({name}) [{addr}]:{port} I=[192.0.2.1]:25 (gnutls_handshake): A packet with illegal or unsupported version was received.",
+        ]
+    else:  # an outbound failure, deferred
+        block = [
+            f"{t} {mid} <= app@example.com U=app P=local S=2048",
+            f"{t} {mid} == u@{name} R=dnslookup T=remote_smtp defer (-37) H={name} [{addr}]:25: TLS session: (gnutls_handshake): The Diffie-Hellman prime sent by the server is not acceptable (not long enough).",
+        ]
+    return block
 
 
 ENGINE = """
