@@ -263,15 +263,20 @@ def test_a_grammar_that_raises_stops_its_input_not_the_run(tmp_path):
     assert len(done.stdout.splitlines()) == 7  # the Postfix log was read all the same
 
 
-# Runs the command line in a fresh interpreter, then names every module it loaded.
+# Runs the command line in a fresh interpreter, then names every module it
+# loaded, as it leaves (main ends with os._exit).
 _MODULES = """\
-import sys
+import os, sys
 from smtplogscan.cli import main
 
-try:
-    main()
-finally:
-    print(" ".join(sorted(sys.modules)), file=sys.stderr)
+leave = os._exit
+
+def name_modules_then_leave(status):
+    print(" ".join(sorted(sys.modules)), file=sys.stderr, flush=True)
+    leave(status)
+
+os._exit = name_modules_then_leave
+main()
 """
 
 
