@@ -75,8 +75,19 @@ def test_reading_the_same_logs_twice_stores_nothing_twice(tmp_path, grammars):
     assert loaded.deliveries == scanned.deliveries
 
 
-def test_a_grown_log_adds_only_its_new_lines(tmp_path):
-    lines = REAL.read_bytes().splitlines(keepends=True)
+@pytest.mark.parametrize(
+    "path",
+    [
+        REAL,
+        SAMPLES / "exim" / "gnutls-stamped.log",
+        SAMPLES / "exchange" / "SEND2019110406-1.LOG",
+    ],
+    ids=lambda p: p.parent.name,
+)
+def test_a_grown_log_adds_only_its_new_lines(tmp_path, path):
+    # Postfix and Exim logs are read from where the stored lines end (with the
+    # overlap before it), the others whole.
+    lines = path.read_bytes().splitlines(keepends=True)
     half = len(lines) // 2
     log = tmp_path / "mail.log"
     log.write_bytes(b"".join(lines[:half]) + lines[half][:20])  # a line half written
