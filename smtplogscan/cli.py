@@ -540,11 +540,12 @@ def _silence_stdout() -> None:
 
 def main() -> NoReturn:
     """Run the command line and exit with its status."""
+    status = 0
     try:
         _main()
     except SystemExit as done:
-        _leave(done.code if isinstance(done.code, int) else 0)
-    _leave(0)
+        status = done.code if isinstance(done.code, int) else 0
+    _leave(status)
 
 
 def _leave(status: int) -> NoReturn:

@@ -2,10 +2,10 @@
 
 The parts are those of the local engine (`parallel.plan`): whole inputs, or
 line-aligned byte ranges of large plain files or objects. Each task scans one
-part with `parallel.run_part`; pairs of neighbouring results are merged by further tasks
-(`parallel.merge`, which keeps input order), so the client receives one result,
-whose bounces it settles as a local scan does. The report is therefore the same,
-byte for byte.
+part with `parallel.run_part`; pairs of neighbouring results are merged by
+further tasks (`parallel.merge`, which keeps input order), so the client
+receives one result, whose bounces it settles as a local scan does. The report
+is therefore the same, byte for byte.
 
 Workers need smtplogscan (and any grammar plugin) installed, and must reach the
 inputs by the same paths or URLs as the client.

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from smtplogscan.errors import FormatError, GrammarError, InputError, ScanError
+from smtplogscan.errors import GrammarError, InputError, ScanError
 from smtplogscan.grammar import Stream
 from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry, load
@@ -26,10 +26,11 @@ from smtplogscan.results import Counts, InputReport, ScanResult
 from smtplogscan.scan import (
     BLOCK_SIZE,
     Options,
-    detect,
+    grammar_name,
     new_result,
     scan_inputs,
     scan_into,
+    stopped_reading,
 )
 from smtplogscan.sources import Input, is_compressed, open_raw
 
@@ -100,11 +101,12 @@ def scan_parallel(
 def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[Part]:
     """Cut inputs into parts: large plain files of splittable grammars in ranges."""
     for source in inputs:
-        if options.jobs < 2:
+        found = _plain(source, SPLIT_MIN, 1 << 16) if options.jobs > 1 else None
+        if found is None:
             yield Part(source)
             continue
-        size, version = _plain(source, SPLIT_MIN)
-        grammar = _grammar_of(source, registry, options) if size else None
+        size, version, head = found
+        grammar = grammar_name(head, registry, options, source.name)
         if grammar is None or not registry.get(grammar).splittable:
             yield Part(source)
             continue
@@ -116,22 +118,25 @@ def plan(inputs: list[Input], registry: Registry, options: Options) -> Iterator[
 def plain_size(source: Input) -> int:
     """The size of an uncompressed file or object that can be read from any
     offset; 0 for anything else (stdin, an archive, a folder)."""
-    return _plain(source)[0]
+    found = _plain(source)
+    return found[0] if found is not None else 0
 
 
-def _plain(source: Input, minimum: int = 0) -> tuple[int, int | str | None]:
-    """Return `plain_size` and the version of the input (see `Part.version`);
-    (0, None) for an input smaller than `minimum`, whose first bytes are not
-    read."""
+def _plain(
+    source: Input, minimum: int = 1, head_size: int = 6
+) -> tuple[int, int | str, bytes] | None:
+    """Return the size, version (see `Part.version`) and first `head_size` bytes
+    of an uncompressed file or object of at least `minimum` bytes; None for
+    anything else, whose first bytes are then left unread."""
     try:
         found = _stat(source)
-        if found is None or found[0] < max(minimum, 1):
-            return 0, None
+        if found is None or found[0] < minimum:
+            return None
         with open_raw(source) as handle:
-            head = handle.read(6)
+            head = handle.read(head_size)
     except (InputError, OSError, ValueError):
-        return 0, None  # read whole, where the fault is reported
-    return (0, None) if is_compressed(head) else found
+        return None  # read whole, where the fault is reported
+    return None if is_compressed(head) else (*found, head)
 
 
 def _stat(
@@ -150,21 +155,6 @@ def _stat(
     else:
         stat = source.path.stat()
     return stat.st_size, stat.st_ino
-
-
-def _grammar_of(source: Input, registry: Registry, options: Options) -> str | None:
-    if options.grammar:
-        return options.grammar
-    try:
-        with open_raw(source) as handle:
-            head = handle.read(1 << 16)
-    except (InputError, OSError, ValueError):
-        return None
-    lines = [line.decode("utf-8", "replace") for line in head.split(b"\n")[:64]]
-    try:
-        return detect(lines, registry, source.name).name
-    except FormatError:
-        return None
 
 
 def _cuts(source: Input, size: int, pieces: int) -> list[int]:
@@ -246,26 +236,15 @@ def _scan_range(
             stop = _line_start(handle, min(size, part.end + OVERLAP))
             handle.seek(warm)
         except (OSError, ValueError) as err:
-            raise _stopped(source, err) from None
+            raise stopped_reading(source.name, err) from None
         grammar = grammar_cls(
             Stream(source.name, source.mtime(), options.zone, options.year)
         )
         scratch = Counts()
         own = (part.start - warm, part.end - warm)
         reader = LineReader(grammar, scratch, result, 1, own)
-        fault: ScanError | None = None
-        left = stop - warm
         try:
-            while left > 0:
-                try:
-                    block = handle.read(min(BLOCK_SIZE, left))
-                except (OSError, ValueError) as err:
-                    fault = _stopped(source, err)
-                    break
-                if not block:
-                    break
-                left -= len(block)
-                reader.push(block)
+            fault = _push_blocks(handle, stop - warm, reader, source)
             reader.close()
         except Exception as err:  # a grammar's bug stops its range, not the run
             fault = GrammarError(
@@ -286,9 +265,21 @@ def _scan_range(
     return lo
 
 
-def _stopped(source: Input, err: Exception) -> InputError:
-    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return InputError(f"{source.name}: stopped reading: {reason}")
+def _push_blocks(
+    handle: BinaryIO, size: int, reader: LineReader, source: Input
+) -> ScanError | None:
+    """Push the next `size` bytes of `handle` to `reader`; return the read fault
+    that stopped it early, if one did."""
+    while size > 0:
+        try:
+            block = handle.read(min(BLOCK_SIZE, size))
+        except (OSError, ValueError) as err:
+            return stopped_reading(source.name, err)
+        if not block:
+            break
+        size -= len(block)
+        reader.push(block)
+    return None
 
 
 def _open_range(part: Part) -> tuple[BinaryIO, int]:

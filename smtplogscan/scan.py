@@ -192,9 +192,14 @@ def _read(stream: BinaryIO, source: Input) -> tuple[bytes, InputError | None]:
             parts.append(chunk)
             size += len(chunk)
     except _READ_ERRORS as err:
-        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        return b"".join(parts), InputError(f"{source.name}: stopped reading: {reason}")
+        return b"".join(parts), stopped_reading(source.name, err)
     return b"".join(parts), None
+
+
+def stopped_reading(name: str, err: Exception) -> InputError:
+    """The error of input `name` whose reading `err` stopped."""
+    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return InputError(f"{name}: stopped reading: {reason}")
 
 
 def _choose(
@@ -204,11 +209,28 @@ def _choose(
         return registry.get(options.grammar)
     if not first:
         raise FormatError(f"{source.name}: empty input")
-    head = [
+    return detect(_head_lines(first), registry, source.name)
+
+
+def grammar_name(
+    head: bytes, registry: Registry, options: Options, name: str
+) -> str | None:
+    """Name the grammar that reads the input `name` whose first bytes are `head`:
+    the one `options` names, or the one that recognises them; None if none does."""
+    if options.grammar:
+        return options.grammar
+    try:
+        return detect(_head_lines(head), registry, name).name
+    except FormatError:
+        return None
+
+
+def _head_lines(head: bytes) -> list[str]:
+    """The first lines of an input, as the grammars sniff them."""
+    return [
         line.decode("utf-8", "replace").rstrip("\r")
-        for line in first[: 1 << 16].split(b"\n")[:SNIFF_LINES]
+        for line in head[: 1 << 16].split(b"\n")[:SNIFF_LINES]
     ]
-    return detect(head, registry, source.name)
 
 
 def detect(lines: Sequence[str], registry: Registry, name: str) -> type[Grammar]:

@@ -157,9 +157,7 @@ def open_raw(source: Input) -> BinaryIO:
 
 
 def _open_url(source: Input) -> BinaryIO:
-    from smtplogscan import remote
-
-    raw = remote.open_url(source.url)
+    raw = open_raw(source)
     try:
         head = raw.read(6)
         raw.seek(0)  # fsspec's files seek, by ranged reads when remote

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from smtplogscan import parallel, parquet
-from smtplogscan.errors import FormatError, ScanError, StoreError, UsageError
+from smtplogscan.errors import ScanError, StoreError, UsageError
 from smtplogscan.grammar import Stream
 from smtplogscan.reader import LineReader
 from smtplogscan.registry import Registry
@@ -58,7 +58,7 @@ from smtplogscan.results import (
     SessionKey,
     settle_bounces,
 )
-from smtplogscan.scan import BLOCK_SIZE, Options, detect, new_result
+from smtplogscan.scan import BLOCK_SIZE, Options, grammar_name, new_result
 from smtplogscan.sources import Input, open_input, open_raw, rotation_order
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _append_input(
             "bytes": 0,
         }
         manifest.append(entry)
-    grammar = entry.get("grammar") or _grammar(head, source, registry, options)
+    grammar = entry.get("grammar") or grammar_name(head, registry, options, source.name)
     if grammar is None:
         return  # no mail log: the scan has said so already
     found, lines, size = _scan_new(source, registry, grammar, entry, options)
@@ -218,20 +218,6 @@ def _find(manifest: list[dict[str, Any]], head: bytes) -> dict[str, Any] | None:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _grammar(
-    head: bytes, source: Input, registry: Registry, options: Options
-) -> str | None:
-    if options.grammar:
-        return options.grammar
-    lines = [
-        line.decode("utf-8", "replace").rstrip("\r") for line in head.split(b"\n")[:64]
-    ]
-    try:
-        return detect(lines, registry, source.name).name
-    except FormatError:
-        return None
 
 
 def _scan_new(

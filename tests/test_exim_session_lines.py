@@ -17,14 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtplogscan import Record, Stream
 from smtplogscan.grammars.exim import EximGrammar
-from smtplogscan.reader import LineReader
-from smtplogscan.results import Counts, ScanResult
 
 from .conftest import SAMPLES
 from .hypothesis_profiles import fuzz
-from .test_session_lines import MTIME, ZONE, assert_same
+from .test_session_lines import ZONE, assert_same, read_watched
 
 CIPHER = "ECDHE_SECP256R1__RSA_PSS_RSAE_SHA256__AES_256_GCM"
 
@@ -52,7 +49,7 @@ def test_deliveries_are_counted_from_the_buffer() -> None:
         " T=remote_smtp H=mx.example.org [2001:db8::1]:25"
         " I=[192.0.2.25]:41234 X=TLSv1.2:ECDHE-RSA-AES256-GCM-SHA384:256 CV=no\n"
     ).encode()
-    fed, result, counts = read_watched(body)
+    fed, result, counts = read_watched(body, EximGrammar)
     assert fed == []
     assert counts.lines == 3 and counts.candidates == 3
     found = sorted(
@@ -227,7 +224,9 @@ def test_an_arrival_counted_from_the_buffer_is_remembered() -> None:
     arrival = delivery_line(arrow="<=", pid="[4242] ", name="(helo.example) ")
     error = ROUTINE[-1]  # pid 4242, 203.0.113.1, port 25: the arrival's connection
     other = error.replace("]:25 (recv)", "]:26 (recv)")
-    fed, result, _ = read_watched(f"{arrival}\n{error}\n{other}\n".encode())
+    fed, result, _ = read_watched(
+        f"{arrival}\n{error}\n{other}\n".encode(), EximGrammar
+    )
     assert fed == [error, other]  # the arrival was counted, not fed
     assert [(e.peer.port, e.operation) for e in result.events] == [(26, "recv")]
     (key,) = result.sessions
@@ -243,22 +242,8 @@ def test_a_waiting_failure_has_its_delivery_fed() -> None:
     # line must reach feed, which joins the two: here the message went out over
     # TLS, so neither error is a failure to report, and one session is counted.
     for error in (ROUTINE[0], ROUTINE[0].replace("(recv)", "(gnutls_handshake)")):
-        fed, result, _ = read_watched(f"{error}\n{delivery_line()}\n".encode())
+        fed, result, _ = read_watched(
+            f"{error}\n{delivery_line()}\n".encode(), EximGrammar
+        )
         assert fed == [error, delivery_line()]
         assert result.events == [] and result.tls_successes == 1
-
-
-def read_watched(body: bytes) -> tuple[list[str], ScanResult, Counts]:
-    """Read `body`; return the lines that went through feed, and what was found."""
-    fed: list[str] = []
-
-    class Watched(EximGrammar):
-        def feed(self, line: str, lineno: int) -> list[Record] | None:
-            fed.append(line)
-            return super().feed(line, lineno)
-
-    result, counts = ScanResult(), Counts()
-    reader = LineReader(Watched(Stream("mainlog", MTIME, ZONE)), counts, result)
-    reader.push(body)
-    reader.close()
-    return fed, result, counts

@@ -46,6 +46,24 @@ def read(
     return result, counts
 
 
+def read_watched(
+    body: bytes, grammar: type[Grammar]
+) -> tuple[list[str], ScanResult, Counts]:
+    """Read `body`; return the lines that went through feed, and what was found."""
+    fed: list[str] = []
+
+    class Watched(grammar):  # type: ignore[valid-type, misc]
+        def feed(self, line: str, lineno: int) -> list[Record] | None:
+            fed.append(line)
+            return super().feed(line, lineno)  # type: ignore[no-any-return]
+
+    result, counts = ScanResult(), Counts()
+    reader = LineReader(Watched(Stream("mail.log", MTIME, ZONE)), counts, result)
+    reader.push(body)
+    reader.close()
+    return fed, result, counts
+
+
 def assert_same(
     body: bytes, grammar: type[Grammar] = PostfixGrammar, **how: object
 ) -> ScanResult:
@@ -84,18 +102,7 @@ def test_session_lines_are_counted_from_the_buffer() -> None:
         line.format(day=day, clock=clock)
         for day, clock in ((" 3", "10:15:02"), (" 3", "10:59:59"), (" 3", "11:00:00"))
     ).encode()
-    fed: list[str] = []
-
-    class Watched(PostfixGrammar):
-        def feed(self, line: str, lineno: int) -> list[Record] | None:
-            fed.append(line)
-            return super().feed(line, lineno)
-
-    grammar = Watched(Stream("mail.log", MTIME, ZONE))
-    result, counts = ScanResult(), Counts()
-    reader = LineReader(grammar, counts, result)
-    reader.push(body)
-    reader.close()
+    fed, result, counts = read_watched(body, PostfixGrammar)
     assert fed == []  # not one line went through feed
     assert counts.lines == 3 and counts.candidates == 3
     hours = sorted((key.hour, n) for key, n in result.sessions.items())
