@@ -40,8 +40,10 @@ from smtplogscan.grammars.postfix_lines import (
     LOST_AFTER_STARTTLS,
     OUTBOUND,
     SESSION_GROUPS,
+    SESSION_HEAD,
     SESSION_LINE,
     SESSION_MINUTE,
+    SESSION_TAIL,
     SSL_ERROR,
     STATUS_OUTCOME,
     TLSRPT,
@@ -119,6 +121,8 @@ class PostfixGrammar(Grammar):
     splittable = True
     session_marker = "TLS connection established"
     session_line = SESSION_LINE
+    session_head = SESSION_HEAD
+    session_tail = SESSION_TAIL
     session_groups = SESSION_GROUPS
     session_minute = SESSION_MINUTE
 

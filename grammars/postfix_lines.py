@@ -156,18 +156,26 @@ match_success_line = re.compile(
 # seconds that exist. Any other line is fed.
 _PRINTABLE = rb"\x21-\x7e"  # \S, over printable ASCII
 _NOT_BRACKET = rb"\x21-\x5a\x5c\x5e-\x7e"  # the same without [ and ]
-SESSION_LINE = re.compile(
+# The line in two parts, cut where its marker begins (Grammar.session_head): the
+# head's digits are read only as "0-5" or "6-9", so heads that differ only in
+# their stamp's seconds or their pid have one shape.
+_SESSION_HEAD = (
     rb"(?P<stamp>(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hm>\d\d:\d\d):[0-5]\d"
     rb"|(?P<date_hm>\d{4}-\d\d-\d\d[T ]\d\d:\d\d):[0-5]\d(?:\.\d+)?"
     rb"(?P<offset>Z|[+-]\d\d:?\d\d)?)"
     rb" (?P<host>[\x21-\x2e\x30-\x5a\x5c\x5e-\x7b\x7d\x7e]+) "  # not / [ ] |
     rb"(?P<prog>[\w.-]+(?:/[\w.-]+)*?/(?P<daemon>smtpd|smtp|lmtp|postscreen|tlsproxy))"
-    rb"\[(?P<pid>\d+)\]: (?:Anonymous|Untrusted|Trusted|Verified)"
-    rb" TLS connection established (?P<way>from|to) "
+    rb"\[(?P<pid>\d+)\]: (?:Anonymous|Untrusted|Trusted|Verified) "
+)
+_SESSION_TAIL = (
+    rb"TLS connection established (?P<way>from|to) "
     rb"(?P<peer_name>[" + _NOT_BRACKET + rb"]*)\[(?P<peer_addr>[\x21-\x5c\x5e-\x7e]*)\]"
     rb"(?::(?P<peer_port>\d+))?: (?P<protocol>[" + _PRINTABLE + rb"]+)"
     rb" with cipher (?P<cipher>[" + _PRINTABLE + rb"]+)"
 )
+SESSION_LINE = re.compile(_SESSION_HEAD + _SESSION_TAIL)
+SESSION_HEAD = re.compile(_SESSION_HEAD)
+SESSION_TAIL = re.compile(_SESSION_TAIL)
 SESSION_MINUTE = ("mon", "day", "hm", "date_hm", "offset")
 SESSION_GROUPS = ("host", "way", "peer_name", "peer_addr", "protocol", "cipher")
 

@@ -17,7 +17,9 @@ A grammar may also name its commonest line, the successful session, as a bytes
 pattern (`session_line`): the engine then counts those lines straight from the
 byte buffer, by stamp and by the pattern's groups, and asks the grammar to read
 each distinct stamp (or stamp minute) and each distinct group once
-(`stamp_time`, `session_of`).
+(`stamp_time`, `session_of`). Cut in two at its marker (`session_head`,
+`session_tail`), the pattern need not even run on every such line: the engine
+remembers the heads by their shape and the tails as they are.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ class Grammar(ABC):
     session_line: ClassVar[re.Pattern[bytes] | None] = None
     #: The groups of `session_line` that `session_of` reads (two or more).
     session_groups: ClassVar[tuple[str, ...]] = ()
+    #: Optionally `session_line` cut in two where its marker begins: the head
+    #: matches all of the line before the marker (`fullmatch`), the tail the line
+    #: from the marker on (`match`), and a line whose first marker cuts it so
+    #: that both match must be exactly a line `session_line` matches, with the
+    #: same groups. The head holds ``stamp``, the `session_minute` groups and
+    #: the first of `session_groups`, the tail the rest. The engine then runs
+    #: the head once per shape and the tail once per distinct tail: so the head
+    #: must match a copy of itself with digits 0-5 written 0 and 6-9 written 9
+    #: as it matches itself, with the same spans (tell digits apart by no
+    #: finer class than ``[0-5]``).
+    session_head: ClassVar[re.Pattern[bytes] | None] = None
+    session_tail: ClassVar[re.Pattern[bytes] | None] = None
     #: Groups of `session_line` that together name the minute of the stamp,
     #: with its date and offset: lines of one minute then have their stamp read
     #: once. `session_line` must then only match seconds that exist (00-59).

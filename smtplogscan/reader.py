@@ -5,7 +5,10 @@ for all the literals that can matter, the grammar's `prefilter` and the words
 ``TLS`` and ``SSL``, with an Aho-Corasick automaton (``ahocorasick_rs``); only
 the lines that hold a hit become Python objects. Lines of a successful session,
 the bulk of the hits in a busy log, are counted from the buffer when the grammar
-names their shape (`Grammar.session_line`); the others are decoded and fed.
+names their shape (`Grammar.session_line`); the others are decoded and fed. When
+the grammar also cuts that shape in two at its marker (`Grammar.session_head`),
+a session line costs two slices and two lookups: its head is matched once per
+shape (digits read as 0-5 or 6-9) and its tail once per distinct tail.
 Literals the grammar watches for a while (`Grammar.watch`) are few and change
 often, so they are searched with `bytes.find` instead.
 """
@@ -16,6 +19,7 @@ import ctypes
 import sys
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
+from typing import Any, Literal
 
 from ahocorasick_rs import BytesAhoCorasick, MatchKind
 
@@ -27,7 +31,9 @@ WINDOW = 256 << 10
 #: Longer lines are cut to this many bytes, so one endless line cannot fill memory.
 MAX_LINE = 64 << 10
 TLS_WORDS = ("TLS", "SSL")
-Tally = dict[tuple[bytes, ...], int]
+#: Sessions counted by their groups: a tuple of them, or with a cut pattern the
+#: head's group and a tuple of the tail's (see `_Parts`).
+Tally = dict[tuple[Any, ...], int]
 #: Where the session lines of a stamp that names no real time go: to `feed`,
 #: which counts them as not understood.
 _FEED: Tally = {}
@@ -49,6 +55,74 @@ def _automaton(
 
 
 _NEVER = 1 << 62  # a line number or offset no stream reaches
+
+#: The stamp of the session lines before the first: no line holds a newline.
+_NO_STAMP = b"\n"
+#: A session head's shape: digits 0-5 written 0, 6-9 written 9.
+_SHAPE = bytes.maketrans(b"0123456789", b"0000009999")
+#: How many head shapes, and how many tails, a reader remembers; past that it
+#: forgets them all and learns them again.
+_REMEMBER = 1 << 14
+#: What a head shape tells: where the stamp ends, the spans of the groups that
+#: name its minute, and the span of the head's session group.
+Shape = tuple[int, tuple[tuple[int, int], ...], int, int]
+
+
+class _Parts:
+    """The heads and tails of session lines read so far, for a grammar that cuts
+    its session pattern in two (`Grammar.session_head`, `Grammar.session_tail`).
+
+    `heads` maps a head's shape to what the head pattern found in it (False:
+    not a session head); `tails` maps a tail to its groups (False: not a
+    session tail). Both are only read by the caller; misses go to `head` and
+    `tail`, which remember what they find.
+    """
+
+    def __init__(self, grammar: Grammar, minute: tuple[str, ...]) -> None:
+        head, tail = grammar.session_head, grammar.session_tail
+        assert head is not None and tail is not None
+        first, *rest = grammar.session_groups
+        names = ("stamp", *minute, first)
+        if any(n not in head.groupindex for n in names) or any(
+            n not in tail.groupindex for n in rest
+        ):
+            raise TypeError(
+                f"grammar {grammar.name}: session_head must hold the groups"
+                f" {', '.join(names)}, session_tail the groups {', '.join(rest)}"
+            )
+        self._head, self._tail = head.fullmatch, tail.match
+        self._minute, self._first, self._rest = minute, first, tuple(rest)
+        self.heads: dict[bytes, Shape | Literal[False]] = {}
+        self.tails: dict[bytes, tuple[bytes | None, ...] | Literal[False]] = {}
+
+    def head(self, head: bytes) -> Shape | Literal[False]:
+        match = self._head(head)
+        shape: Shape | Literal[False] = False
+        if (
+            match is not None
+            and match.start("stamp") == 0
+            and match.start(self._first) >= 0
+        ):
+            shape = (
+                match.end("stamp"),
+                tuple(match.span(g) for g in self._minute),
+                *match.span(self._first),
+            )
+        if len(self.heads) >= _REMEMBER:
+            self.heads.clear()
+        self.heads[head.translate(_SHAPE)] = shape
+        return shape
+
+    def tail(self, tail: bytes) -> tuple[bytes | None, ...] | Literal[False]:
+        match = self._tail(tail)
+        groups: tuple[bytes | None, ...] | Literal[False] = False
+        if match is not None:
+            groups = tuple(match[g] for g in self._rest)
+        if len(self.tails) >= _REMEMBER:
+            self.tails.clear()
+        self.tails[tail] = groups
+        return groups
+
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -120,7 +194,7 @@ class LineReader:
         # where the sessions of the last stamp (`_stamp`) go: None if nowhere.
         self._tallies: dict[Place, Tally] = {}
         self._tally: Tally | None = _FEED
-        self._stamp: bytes | None = None
+        self._stamp = _NO_STAMP
         # With bounds on whole minutes, sessions of one minute go to one place,
         # and a stamp needs reading once a minute rather than once a second.
         self._minute: object = None
@@ -135,6 +209,13 @@ class LineReader:
         # The grammar's session_seen, when it learns from counted lines.
         overridden = type(grammar).session_seen is not Grammar.session_seen
         self._seen = grammar.session_seen if overridden else None
+        # A session pattern cut in two; not for a grammar that needs each match.
+        cut = grammar.session_head is not None and grammar.session_tail is not None
+        self._parts = (
+            _Parts(grammar, minute or ("stamp",))
+            if cut and number is not None and self._seen is None
+            else None
+        )
         self._carry = b""
         self._skipping = False  # inside the rest of a line that was cut
         self._closed = False
@@ -167,8 +248,10 @@ class LineReader:
         self._emit(self.grammar.finish())
         self.counts.evicted += self.grammar.evicted
         session_of, count = self.grammar.session_of, self._into.count_sessions
+        cut = self._parts is not None
         for place, tally in self._tallies.items():
-            for groups, n in tally.items():
+            for key, n in tally.items():
+                groups = (key[0], *key[1]) if cut else key
                 count(session_of(groups), place, n)
         self._tallies.clear()
 
@@ -237,6 +320,8 @@ class LineReader:
         session = grammar.session_line.match if grammar.session_line else None
         seen = self._seen
         groups, minute_groups = self._groups, self._minute_groups
+        parts = self._parts
+        heads, tails = (parts.heads, parts.tails) if parts else ({}, {})
         pending = grammar.pending
         # Watched lines to read, ending with a start no line has.
         follow = [*self._hits(data, end, self._follow, begin), _NEVER]
@@ -261,23 +346,51 @@ class LineReader:
                     watched = True
                 next_follow += 1
             last = find(b"\n", at, end) + 1
-            if needle == marked and not pending and not watched and session:
-                match = session(data, start, last - 1)
-                if match is not None and last - start <= MAX_LINE:
-                    if match["stamp"] != stamp:
-                        stamp = match["stamp"]
-                        if match.group(*minute_groups) != minute:
-                            minute = match.group(*minute_groups)
-                            tally = self._tally_of(stamp)
-                    if tally is not _FEED:
-                        if seen is not None:
-                            seen(match)
-                        if lo <= start < hi:
-                            candidates += 1
-                            if tally is not None:
-                                key = match.group(*groups)
-                                tally[key] = tally.get(key, 0) + 1
-                        continue
+            if needle == marked and not pending and not watched:
+                if parts is not None:
+                    # The cut pattern: the head by its shape, the tail as it is.
+                    head = data[start:at]
+                    shape = heads.get(head.translate(_SHAPE))
+                    if shape is None:
+                        shape = parts.head(head)
+                    tail = data[at : last - 1]
+                    rest = tails.get(tail)
+                    if rest is None:
+                        rest = parts.tail(tail)
+                    if shape and rest is not False and last - start <= MAX_LINE:
+                        stamp_end, minute_spans, first, stop = shape
+                        if stamp_end != len(stamp) or not data.startswith(stamp, start):
+                            stamp = head[:stamp_end]
+                            this = tuple(
+                                head[a:b] if a >= 0 else None for a, b in minute_spans
+                            )
+                            if this != minute:
+                                minute = this
+                                tally = self._tally_of(stamp)
+                        if tally is not _FEED:
+                            if lo <= start < hi:
+                                candidates += 1
+                                if tally is not None:
+                                    pair = (head[first:stop], rest)
+                                    tally[pair] = tally.get(pair, 0) + 1
+                            continue
+                elif session is not None:
+                    match = session(data, start, last - 1)
+                    if match is not None and last - start <= MAX_LINE:
+                        if match["stamp"] != stamp:
+                            stamp = match["stamp"]
+                            if match.group(*minute_groups) != minute:
+                                minute = match.group(*minute_groups)
+                                tally = self._tally_of(stamp)
+                        if tally is not _FEED:
+                            if seen is not None:
+                                seen(match)
+                            if lo <= start < hi:
+                                candidates += 1
+                                if tally is not None:
+                                    key = match.group(*groups)
+                                    tally[key] = tally.get(key, 0) + 1
+                            continue
             lineno += count(b"\n", pos, start)
             pos = start
             follow = self._read(data, start, end, lineno, follow, next_follow)

@@ -1,14 +1,16 @@
 """Session lines counted from the buffer must count exactly what `feed` would.
 
-The Postfix grammar names its successful-session line as a bytes pattern, and the
-reader counts the lines it matches without feeding them. Every test here reads
-the same bytes twice, once with that pattern and once with a grammar that has
-none (so that every line is fed), and compares what the two found. The Exim
-grammar's pattern is checked the same way in `test_exim_session_lines`.
+The Postfix grammar names its successful-session line as a bytes pattern, whole
+and cut in two at its marker, and the reader counts the lines it matches without
+feeding them. Every test here reads the same bytes three times, with the cut
+pattern, with the whole one and with a grammar that has none (so that every line
+is fed), and compares what they found. The Exim grammar's pattern is checked the
+same way in `test_exim_session_lines`.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtplogscan import Grammar, Record, Stream
+from smtplogscan import Grammar, Record, Stream, reader
 from smtplogscan.grammars.postfix import PostfixGrammar
 from smtplogscan.reader import LineReader
 from smtplogscan.results import Counts, ScanResult
@@ -67,16 +69,22 @@ def read_watched(
 def assert_same(
     body: bytes, grammar: type[Grammar] = PostfixGrammar, **how: object
 ) -> ScanResult:
-    """Read `body` with and without the grammar's session pattern; return what
-    the first read found once both are shown to agree."""
+    """Read `body` with and without the grammar's session pattern (and, for a
+    grammar that cuts it in two, with it whole); return what the first read
+    found once all are shown to agree."""
     assert grammar.session_line is not None
     fed_grammar = type(f"Fed{grammar.__name__}", (grammar,), {"session_line": None})
     counted, counted_counts = read(grammar, body, **how)  # type: ignore[arg-type]
-    fed, fed_counts = read(fed_grammar, body, **how)  # type: ignore[arg-type]
-    assert counted.sessions == fed.sessions
-    assert counted.events == fed.events
-    assert counted.deliveries == fed.deliveries
-    assert counted_counts == fed_counts
+    others = [fed_grammar]
+    if grammar.session_head is not None:
+        whole = {"session_head": None, "session_tail": None}
+        others.append(type(f"Whole{grammar.__name__}", (grammar,), whole))
+    for other in others:
+        found, counts = read(other, body, **how)  # type: ignore[arg-type]
+        assert counted.sessions == found.sessions, other.__name__
+        assert counted.events == found.events, other.__name__
+        assert counted.deliveries == found.deliveries, other.__name__
+        assert counted_counts == counts, other.__name__
     return counted
 
 
@@ -267,3 +275,123 @@ def test_owned_bytes_decide_which_part_counts_a_session() -> None:
     first = assert_same(body, own=(0, cut))
     second = assert_same(body, own=(cut, len(body)))
     assert (first.tls_successes, second.tls_successes) == (4, 6)
+
+
+# -- the pattern cut in two at its marker -----------------------------------------
+
+MARKER = PostfixGrammar.session_marker.encode()
+HEAD, TAIL = PostfixGrammar.session_head, PostfixGrammar.session_tail
+# A head's shape as the reader writes it: digits 0-5 as 0, 6-9 as 9.
+SHAPE = bytes.maketrans(b"0123456789", b"0000009999")
+
+
+@st.composite
+def redigited(draw: st.DrawFn) -> bytes:
+    """A drawn session line whose digits are drawn afresh, so that stamps have
+    seconds up to 99 and pids and addresses take any digits."""
+    line = draw(session_lines()).encode("utf-8", "surrogateescape")
+    digits = draw(st.lists(st.sampled_from(b"0123456789"), min_size=len(line)))
+    return bytes(
+        d if c in b"0123456789" else c for c, d in zip(line, digits, strict=False)
+    )
+
+
+@fuzz()
+@given(st.one_of(session_lines().map(str.encode), redigited()))
+def test_the_cut_pattern_reads_a_line_as_the_whole_one(line: bytes) -> None:
+    assert HEAD is not None and TAIL is not None
+    at = line.find(MARKER)
+    whole = PostfixGrammar.session_line.match(line)  # type: ignore[union-attr]
+    head, tail = HEAD.fullmatch(line[: max(at, 0)]), TAIL.match(line, max(at, 0))
+    assert (whole is not None) == (at >= 0 and head is not None and tail is not None)
+    if whole is not None:
+        assert head is not None and tail is not None
+        for part in (head, tail):
+            names = part.re.groupindex
+            assert {n: part[n] for n in names} == {n: whole[n] for n in names}
+
+
+@fuzz()
+@given(st.one_of(session_lines().map(str.encode), redigited()))
+def test_a_head_matches_as_its_shape_does(line: bytes) -> None:
+    # The reader runs the head pattern once per shape and reuses what it found.
+    assert HEAD is not None
+    head = line[: max(line.find(MARKER), 0)]
+    itself, shape = HEAD.fullmatch(head), HEAD.fullmatch(head.translate(SHAPE))
+    assert (itself is None) == (shape is None)
+    if itself is not None and shape is not None:
+        assert itself.regs == shape.regs
+
+
+def test_seconds_that_do_not_exist_are_not_a_shape_of_those_that_do() -> None:
+    assert HEAD is not None
+    head = b"Dec  3 10:15:%s mx1 postfix/smtpd[4242]: Anonymous "
+    assert HEAD.fullmatch(head % b"59") and HEAD.fullmatch(head % b"09")
+    assert HEAD.fullmatch(head % b"61") is None
+    assert (head % b"61").translate(SHAPE) != (head % b"51").translate(SHAPE)
+
+
+class Counted:
+    """A pattern that counts how often it runs."""
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self.groupindex, self.runs, self._pattern = pattern.groupindex, 0, pattern
+
+    def fullmatch(self, text: bytes) -> re.Match[bytes] | None:
+        self.runs += 1
+        return self._pattern.fullmatch(text)
+
+    def match(self, text: bytes) -> re.Match[bytes] | None:
+        self.runs += 1
+        return self._pattern.match(text)
+
+
+def test_each_head_shape_and_each_tail_is_read_once() -> None:
+    assert HEAD is not None and TAIL is not None
+    head, tail = Counted(HEAD), Counted(TAIL)
+    grammar = type(
+        "CountedPostfix",
+        (PostfixGrammar,),
+        {"session_head": head, "session_tail": tail},
+    )
+    # Six seconds and six pids of one shape, two peers: 36 lines.
+    body = "".join(
+        f"Dec  3 10:15:1{n % 6} mx1 postfix/smtpd[424{n // 6}]: Anonymous TLS"
+        f" connection established from mail{n % 2}.example.net[192.0.2.7]:"
+        " TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n"
+        for n in range(36)
+    ).encode()
+    fed, result, counts = read_watched(body, grammar)
+    assert fed == [] and result.tls_successes == 36
+    assert (head.runs, tail.runs) == (1, 2)
+    assert sorted(k.peer_name for k in result.sessions) == [
+        "mail0.example.net",
+        "mail1.example.net",
+    ]
+
+
+def test_a_reader_that_forgets_what_it_learnt_counts_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Room for two heads and two tails: every few lines the reader starts afresh.
+    monkeypatch.setattr(reader, "_REMEMBER", 2)
+    body = "".join(
+        f"Dec  3 10:{minute}:0{n} mx{n % 3} postfix/smtpd[4242]: Trusted TLS"
+        f" connection established from mail{n}.example.net[192.0.2.{n}]:"
+        " TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)\n"
+        for minute in ("15", "16")
+        for n in range(10)
+    ).encode()
+    found = assert_same(body)
+    # Ten peers, each once a minute in one hour.
+    assert sorted(found.sessions.values()) == [2] * 10
+
+
+def test_a_cut_pattern_without_the_groups_it_needs_is_refused() -> None:
+    broken = type(
+        "BrokenPostfix",
+        (PostfixGrammar,),
+        {"session_head": re.compile(rb"(?P<stamp>\S+) ")},
+    )
+    with pytest.raises(TypeError, match="session_head must hold the groups stamp"):
+        read(broken, b"")
