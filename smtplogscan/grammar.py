@@ -78,8 +78,9 @@ class Grammar(ABC):
     #: matches all of the line before the marker (`fullmatch`), the tail the line
     #: from the marker on (`match`), and a line whose first marker cuts it so
     #: that both match must be exactly a line `session_line` matches, with the
-    #: same groups. The head holds ``stamp``, the `session_minute` groups and
-    #: the first of `session_groups`, the tail the rest. The engine then runs
+    #: same groups. The head holds ``stamp``, the `session_minute` groups (which
+    #: must tell minutes apart even with a group that takes no part read as
+    #: empty) and the first of `session_groups`, the tail the rest. The engine runs
     #: the head once per shape and the tail once per distinct tail: so the head
     #: must match a copy of itself with digits 0-5 written 0 and 6-9 written 9
     #: as it matches itself, with the same spans (tell digits apart by no

@@ -19,6 +19,7 @@ import ctypes
 import sys
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 
 from ahocorasick_rs import BytesAhoCorasick, MatchKind
@@ -63,9 +64,10 @@ _SHAPE = bytes.maketrans(b"0123456789", b"0000009999")
 #: How many head shapes, and how many tails, a reader remembers; past that it
 #: forgets them all and learns them again.
 _REMEMBER = 1 << 14
-#: What a head shape tells: where the stamp ends, the spans of the groups that
-#: name its minute, and the span of the head's session group.
-Shape = tuple[int, tuple[tuple[int, int], ...], int, int]
+#: What a head shape tells: where the stamp ends, how to take out the groups
+#: that name its minute (a group that takes no part reads as empty), and the
+#: span of the head's session group.
+Shape = tuple[int, Callable[[bytes], object], int, int]
 
 
 class _Parts:
@@ -105,7 +107,7 @@ class _Parts:
         ):
             shape = (
                 match.end("stamp"),
-                tuple(match.span(g) for g in self._minute),
+                itemgetter(*(slice(*match.span(g)) for g in self._minute)),
                 *match.span(self._first),
             )
         if len(self.heads) >= _REMEMBER:
@@ -358,12 +360,10 @@ class LineReader:
                     if rest is None:
                         rest = parts.tail(tail)
                     if shape and rest is not False and last - start <= MAX_LINE:
-                        stamp_end, minute_spans, first, stop = shape
+                        stamp_end, minute_of, first, stop = shape
                         if stamp_end != len(stamp) or not data.startswith(stamp, start):
                             stamp = head[:stamp_end]
-                            this = tuple(
-                                head[a:b] if a >= 0 else None for a, b in minute_spans
-                            )
+                            this = minute_of(head)
                             if this != minute:
                                 minute = this
                                 tally = self._tally_of(stamp)

@@ -395,3 +395,18 @@ def test_a_cut_pattern_without_the_groups_it_needs_is_refused() -> None:
     )
     with pytest.raises(TypeError, match="session_head must hold the groups stamp"):
         read(broken, b"")
+
+
+def test_stamps_of_one_minute_in_other_forms_are_told_apart() -> None:
+    # Berlin's 10:15, then UTC's 10:15 (Berlin's 11:15), then Berlin's again:
+    # the minute's groups differ only in one that the first stamp lacks.
+    body = "".join(
+        f"{stamp} mx1 postfix/smtpd[1]: Anonymous TLS connection established"
+        " from a.example[192.0.2.1]: TLSv1.3 with cipher X\n"
+        for stamp in ("2026-12-03T10:15:02", "2026-12-03T10:15:03Z", "Dec  3 10:15:04")
+    ).encode()
+    found = assert_same(body)
+    hours = sorted(
+        (key.hour.astimezone(ZONE).hour, n) for key, n in found.sessions.items()
+    )
+    assert hours == [(10, 2), (11, 1)]
