@@ -13,6 +13,12 @@ from smtplogscan.registry import load
 
 from .conftest import CORPUS
 
+if not CORPUS.is_file():
+    pytest.fail(
+        f"no corpus of published lines at {CORPUS}: clone smtplogscan beside"
+        " shared/, or set SMTPLOGSCAN_CORPUS to a copy of public-lines.jsonl",
+        pytrace=False,
+    )
 ROWS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
 REGISTRY = load()
 # Shapes that carry a Postfix header; "message-only" rows are fragments published
