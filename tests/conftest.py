@@ -1,12 +1,15 @@
-"""Fixtures shared by the tests: the registry, and scanning text or files."""
+"""Fixtures shared by the tests: the registry, scanning text or files, and the
+corpus of published lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,13 +17,19 @@ from smtplogscan import Options, ScanResult, registry, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_logs"
-#: Real lines that administrators published, kept beside the project (in
-#: ../shared/corpus) rather than in it; SMTPLOGSCAN_CORPUS names another copy.
+#: Real lines that administrators published (see tests/corpus/README.md);
+#: SMTPLOGSCAN_CORPUS names another copy.
 CORPUS = Path(
     os.environ.get(
-        "SMTPLOGSCAN_CORPUS", ROOT.parent / "shared" / "corpus" / "public-lines.jsonl"
+        "SMTPLOGSCAN_CORPUS", ROOT / "tests" / "corpus" / "public-lines.jsonl"
     )
 )
+
+
+def published(mta: str | None = None) -> list[dict[str, Any]]:
+    """Return the corpus's rows, only those of `mta` when it is named."""
+    rows = [json.loads(line) for line in CORPUS.read_text("utf-8").splitlines()]
+    return [r for r in rows if mta is None or r["mta"] == mta]
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ and the Postfix grammar names each published failure as its label does."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -11,15 +10,9 @@ import pytest
 from smtplogscan import Options, Stream, scan
 from smtplogscan.registry import load
 
-from .conftest import CORPUS
+from .conftest import published
 
-if not CORPUS.is_file():
-    pytest.fail(
-        f"no corpus of published lines at {CORPUS}: clone smtplogscan beside"
-        " shared/, or set SMTPLOGSCAN_CORPUS to a copy of public-lines.jsonl",
-        pytrace=False,
-    )
-ROWS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+ROWS = published()
 REGISTRY = load()
 # Shapes that carry a Postfix header; "message-only" rows are fragments published
 # without one, which no real log holds.

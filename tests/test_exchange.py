@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +20,7 @@ from smtplogscan.grammars import exchange
 from smtplogscan.grammars.exchange import ExchangeGrammar
 from smtplogscan.grammars.exchange_tracking import ExchangeTrackingGrammar
 
-from .conftest import CORPUS, SAMPLES
+from .conftest import SAMPLES, published
 
 FOLDER = SAMPLES / "exchange"
 HEADER = (
@@ -279,10 +278,7 @@ def test_every_exchange_entry_classifies_its_example() -> None:
 
 
 def _corpus(formats: tuple[str, ...]) -> list[dict[str, object]]:
-    rows = [
-        json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()
-    ]
-    return [r for r in rows if r["mta"] == "exchange" and r["format"] in formats]
+    return [r for r in published("exchange") if r["format"] in formats]
 
 
 def test_corpus_protocol_rows_parse() -> None:

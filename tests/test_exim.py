@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from smtplogscan import (
 )
 from smtplogscan.grammars.exim import EximGrammar
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT, published
+
 SAMPLES = ROOT / "sample_logs" / "exim"
-CORPUS = Path("/work/shared/corpus/public-lines.jsonl")
 STAMP = "2026-12-03 15:01:02 "
 
 
@@ -315,23 +314,12 @@ def test_untrue_tls_looking_line_is_unmatched() -> None:
     assert grammar.feed(STAMP + "Start queue run: pid=1234", 2) == []
 
 
-# -- samples --------------------------------------------------------------------------
-
-
 # -- the public corpus ----------------------------------------------------------------
 
 
-def _corpus_rows() -> list[dict[str, object]]:
-    if not CORPUS.exists():
-        return []
-    rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
-    return [r for r in rows if r["mta"] == "exim"]
-
-
-@pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not here")
 @pytest.mark.parametrize(
     "row",
-    [r for r in _corpus_rows() if r["is_tls_failure"] and r["primary"]],
+    [r for r in published("exim") if r["is_tls_failure"] and r["primary"]],
     ids=lambda r: str(r["line"])[:60],
 )
 def test_corpus_failures(row: dict[str, object]) -> None:
@@ -341,9 +329,8 @@ def test_corpus_failures(row: dict[str, object]) -> None:
     assert found[0].direction == row["direction"]
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not here")
 def test_corpus_non_failures_give_no_event() -> None:
-    for row in _corpus_rows():
+    for row in published("exim"):
         if not row["is_tls_failure"]:
             assert not events(str(row["line"])), row["line"]
 
