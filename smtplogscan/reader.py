@@ -62,8 +62,11 @@ _NO_STAMP = b"\n"
 #: A session head's shape: digits 0-5 written 0, 6-9 written 9.
 _SHAPE = bytes.maketrans(b"0123456789", b"0000009999")
 #: How many head shapes, and how many tails, a reader remembers; past that it
-#: forgets them all and learns them again.
-_REMEMBER = 1 << 14
+#: forgets them all and learns them again. Longer heads and tails than
+#: _REMEMBER_BYTES (none that a real session line has) are matched each time,
+#: so that hostile lines cannot fill memory: at most 8 MiB in all.
+_REMEMBER = 1 << 13
+_REMEMBER_BYTES = 512
 #: What a head shape tells: where the stamp ends, how to take out the groups
 #: that name its minute (a group that takes no part reads as empty), and the
 #: span of the head's session group.
@@ -110,9 +113,10 @@ class _Parts:
                 itemgetter(*(slice(*match.span(g)) for g in self._minute)),
                 *match.span(self._first),
             )
-        if len(self.heads) >= _REMEMBER:
-            self.heads.clear()
-        self.heads[head.translate(_SHAPE)] = shape
+        if len(head) <= _REMEMBER_BYTES:
+            if len(self.heads) >= _REMEMBER:
+                self.heads.clear()
+            self.heads[head.translate(_SHAPE)] = shape
         return shape
 
     def tail(self, tail: bytes) -> tuple[bytes | None, ...] | Literal[False]:
@@ -120,9 +124,10 @@ class _Parts:
         groups: tuple[bytes | None, ...] | Literal[False] = False
         if match is not None:
             groups = tuple(match[g] for g in self._rest)
-        if len(self.tails) >= _REMEMBER:
-            self.tails.clear()
-        self.tails[tail] = groups
+        if len(tail) <= _REMEMBER_BYTES:
+            if len(self.tails) >= _REMEMBER:
+                self.tails.clear()
+            self.tails[tail] = groups
         return groups
 
 

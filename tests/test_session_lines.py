@@ -410,3 +410,24 @@ def test_stamps_of_one_minute_in_other_forms_are_told_apart() -> None:
         (key.hour.astimezone(ZONE).hour, n) for key, n in found.sessions.items()
     )
     assert hours == [(10, 2), (11, 1)]
+
+
+def test_long_heads_and_tails_are_matched_but_not_remembered() -> None:
+    # Each line's tail holds 2 KiB of its own after the cipher: still session
+    # lines, but a reader that remembered such tails could be made to fill memory.
+    counts, result = Counts(), ScanResult()
+    grammar = PostfixGrammar(Stream("mail.log", MTIME, ZONE))
+    lines = LineReader(grammar, counts, result)
+    lines.push(
+        b"".join(
+            b"Dec  3 10:15:02 mx1 postfix/smtpd[1]: Anonymous TLS connection"
+            b" established from a.example[192.0.2.1]: TLSv1.3 with cipher X "
+            + str(n).encode() * (2048 // len(str(n)))
+            + b"\n"
+            for n in range(1, 101)
+        )
+    )
+    lines.close()
+    assert result.tls_successes == 100
+    assert lines._parts is not None and len(lines._parts.heads) == 1
+    assert lines._parts.tails == {}
