@@ -7,10 +7,12 @@ loglevel-1 TLS lines, rejections, postscreen chatter, about 1% TLS failures) of
 prints lines per second and peak memory of ``smtplogscan report`` with one and
 two processes, of the scan alone, of ``grep -c TLS`` (the floor) and of pflogsumm
 when it is installed; then the targets for each log, and how memory grows with
-the log. Last, the same for an Exim mainlog of --lines lines, against eximstats. It also measures how much two CPU-bound processes gain over one on this
-machine right now, the ceiling of any ``--jobs 2`` figure. Machines here are
-noisy: read the ratios, which are measured back to back, rather than the
-absolute numbers.
+the log. Last, the same for an Exim mainlog of --lines lines, against eximstats.
+Before each log it measures how much two CPU-bound processes gain over one on
+this machine right then, the ceiling of any ``--jobs 2`` figure. Machines here
+are noisy: read the ratios rather than the absolute numbers. The runs that a
+ratio compares are made in turns (one job, two jobs, one job, ...), so that the
+machine slowing down or speeding up weighs on both sides alike.
 
     python scripts/benchmark.py                # 1M, 4M and 16M lines
     python scripts/benchmark.py --lines 200000 --sizes 1,4 --repeat 1
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 MEASURE = """
@@ -200,35 +203,53 @@ print(time.perf_counter() - start, result.counts.lines)
 SPIN = "for i in range(30_000_000): pass"
 
 
-def engine_only(log: Path, jobs: int, repeat: int) -> float:
-    """Best time of the scan alone: no interpreter start, no pandas, no report."""
-    best = float("inf")
-    for _ in range(repeat):
-        done = subprocess.run(
-            [sys.executable, "-c", ENGINE, str(log), str(jobs)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        best = min(best, float(done.stdout.split()[0]))
-    return best
+def engine_only(log: Path, jobs: int) -> float:
+    """Time of the scan alone: no interpreter start, no pandas, no report."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENGINE, str(log), str(jobs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.split()[0])
+
+
+def run(log: Path, command: list[str]) -> tuple[float, int]:
+    """Return the wall time of one run of `command` and its peak RSS in KiB."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(log), *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status, took, rss = done.stdout.split()
+    if status not in ("0", "1"):  # grep -c exits 1 when it counts nothing
+        raise SystemExit(f"{command[0]} failed with status {status}")
+    return float(took), int(rss)
 
 
 def measure(log: Path, command: list[str], repeat: int) -> tuple[float, int]:
     """Return the best wall time of `repeat` runs and the peak RSS in KiB."""
-    best, peak = float("inf"), 0
+    runs = [run(log, command) for _ in range(repeat)]
+    return min(t for t, _ in runs), max(r for _, r in runs)
+
+
+def report(log: Path, jobs: int, peaks: dict[int, int]) -> float:
+    """Time one run of our report with `jobs` jobs; keep its peak RSS in `peaks`."""
+    took, rss = run(log, ours(log, jobs))
+    peaks[jobs] = max(peaks.get(jobs, 0), rss)
+    return took
+
+
+def in_turns(repeat: int, *timed: Callable[[], float]) -> list[float]:
+    """Best time of each of `timed`, run in turns `repeat` times: a machine
+    that slows down or speeds up during the run weighs on all of them alike,
+    as it would not if each were run `repeat` times in a row."""
+    best = [float("inf")] * len(timed)
     for _ in range(repeat):
-        done = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(log), *command],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        status, took, rss = done.stdout.split()
-        if status not in ("0", "1"):  # grep -c exits 1 when it counts nothing
-            raise SystemExit(f"{command[0]} failed with status {status}")
-        best, peak = min(best, float(took)), max(peak, int(rss))
-    return best, peak
+        for i, once in enumerate(timed):
+            best[i] = min(best[i], once())
+    return best
 
 
 def cores_ceiling(repeat: int) -> float:
@@ -269,8 +290,11 @@ def exim(log: Path, lines: int, repeat: int) -> None:
     lines = generate_exim(log, lines)
     size = log.stat().st_size
     print(f"\nExim mainlog: {lines:,} lines, {size / 2**20:,.0f} MiB")
-    one, rss1 = measure(log, ours(log, 1), repeat)
-    two, _ = measure(log, ours(log, 2), repeat)
+    peaks: dict[int, int] = {}
+    one, two = in_turns(
+        repeat, partial(report, log, 1, peaks), partial(report, log, 2, peaks)
+    )
+    rss1 = peaks[1]
     grep, _ = measure(log, ["grep", "-c", "TLS"], repeat)
     print(row("--jobs 1", one, lines, f"peak {rss1 / 1024:.0f} MiB"))
     print(row("--jobs 2", two, lines, f"x{one / two:.2f}"))
@@ -319,10 +343,15 @@ def main() -> None:
             f"\nlog x{n}: {lines:,} lines, {size / 2**20:,.0f} MiB"
             f" ({size // lines} bytes a line)"
         )
-        one, rss1 = measure(log, ours(log, 1), args.repeat)
-        two, rss2 = measure(log, ours(log, 2), args.repeat)
-        scan1 = engine_only(log, 1, args.repeat)
-        scan2 = engine_only(log, 2, args.repeat)
+        ceiling = cores_ceiling(args.repeat)  # the machine's, right before
+        peaks: dict[int, int] = {}
+        one, two = in_turns(
+            args.repeat, partial(report, log, 1, peaks), partial(report, log, 2, peaks)
+        )
+        rss1, rss2 = peaks[1], peaks[2]
+        scan1, scan2 = in_turns(
+            args.repeat, partial(engine_only, log, 1), partial(engine_only, log, 2)
+        )
         grep, _ = measure(log, ["grep", "-c", "TLS"], args.repeat)
         pf = measure(log, [pflogsumm], 1)[0] if pflogsumm else float("nan")
         figures[n] = {"one": one, "two": two, "rss1": rss1, "pf": pf}
