@@ -144,6 +144,25 @@ class Grammar(ABC):
         """
         raise NotImplementedError
 
+    @classmethod
+    def cut_pattern_fault(cls) -> str | None:
+        """Say what `session_head` and `session_tail` lack, None if nothing."""
+        head, tail = cls.session_head, cls.session_tail
+        if head is None and tail is None:
+            return None
+        if head is None or tail is None or not cls.session_groups:
+            return "session_head and session_tail come together, with session_groups"
+        first, *rest = cls.session_groups
+        ahead = ("stamp", *cls.session_minute, first)
+        if any(g not in head.groupindex for g in ahead) or any(
+            g not in tail.groupindex for g in rest
+        ):
+            return (
+                f"session_head must hold the groups {', '.join(ahead)},"
+                f" session_tail the groups {', '.join(rest)}"
+            )
+        return None
+
     def session_seen(self, match: re.Match[bytes]) -> None:
         """Learn what a session line counted from the buffer tells the state.
 

@@ -85,16 +85,11 @@ class _Parts:
 
     def __init__(self, grammar: Grammar, minute: tuple[str, ...]) -> None:
         head, tail = grammar.session_head, grammar.session_tail
+        fault = grammar.cut_pattern_fault()
+        if fault:
+            raise TypeError(f"grammar {grammar.name}: {fault}")
         assert head is not None and tail is not None
         first, *rest = grammar.session_groups
-        names = ("stamp", *minute, first)
-        if any(n not in head.groupindex for n in names) or any(
-            n not in tail.groupindex for n in rest
-        ):
-            raise TypeError(
-                f"grammar {grammar.name}: session_head must hold the groups"
-                f" {', '.join(names)}, session_tail the groups {', '.join(rest)}"
-            )
         self._head, self._tail = head.fullmatch, tail.match
         self._minute, self._first, self._rest = minute, first, tuple(rest)
         self.heads: dict[bytes, Shape | Literal[False]] = {}

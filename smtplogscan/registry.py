@@ -59,6 +59,10 @@ class Registry:
         if missing:
             self.reject(origin, f"it lacks the class attribute(s) {', '.join(missing)}")
             return
+        fault = grammar.cut_pattern_fault()
+        if fault:
+            self.reject(origin, fault)
+            return
         if name in self.grammars:
             first = self.grammars[name].origin
             self.reject(origin, f"the name {name!r} is taken by {first}")

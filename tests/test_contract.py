@@ -8,13 +8,15 @@ engine's filtered scan gives.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from smtplogscan import Event, Grammar, ScanResult, Stream, scan
-from smtplogscan.registry import load
+from smtplogscan.grammars.postfix import PostfixGrammar
+from smtplogscan.registry import Registry, load
 from smtplogscan.results import settle_bounces
 from smtplogscan.scan import detect
 
@@ -41,6 +43,20 @@ def test_builtin_grammars_load_from_entry_points():
         assert grammar.name == name
         assert grammar.mta and grammar.formats and grammar.prefilter
         assert "from smtplogscan" in loaded.origin
+
+
+def test_a_session_pattern_cut_without_its_groups_is_skipped():
+    # The tail of a Postfix session line names its peer "name", not "peer_name".
+    tail = re.compile(rb"TLS connection established (?P<way>from|to) (?P<name>\S+)")
+    registry = Registry()
+    registry.add(
+        type("Uncut", (PostfixGrammar,), {"name": "uncut", "session_tail": tail}),
+        "uncut.py",
+    )
+    assert "uncut" not in registry.grammars
+    (failure,) = registry.failures
+    assert str(failure).startswith("grammar plugin uncut.py skipped: session_head")
+    assert "session_tail the groups way, peer_name, peer_addr" in str(failure)
 
 
 @pytest.mark.parametrize("log", LOGS, ids=lambda p: p.relative_to(SAMPLES).as_posix())
