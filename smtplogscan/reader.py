@@ -108,10 +108,7 @@ class _Parts:
                 itemgetter(*(slice(*match.span(g)) for g in self._minute)),
                 *match.span(self._first),
             )
-        if len(head) <= _REMEMBER_BYTES:
-            if len(self.heads) >= _REMEMBER:
-                self.heads.clear()
-            self.heads[head.translate(_SHAPE)] = shape
+        _remember(self.heads, head.translate(_SHAPE), shape)
         return shape
 
     def tail(self, tail: bytes) -> tuple[bytes | None, ...] | Literal[False]:
@@ -119,11 +116,18 @@ class _Parts:
         groups: tuple[bytes | None, ...] | Literal[False] = False
         if match is not None:
             groups = tuple(match[g] for g in self._rest)
-        if len(tail) <= _REMEMBER_BYTES:
-            if len(self.tails) >= _REMEMBER:
-                self.tails.clear()
-            self.tails[tail] = groups
+        _remember(self.tails, tail, groups)
         return groups
+
+
+def _remember(memo: dict[bytes, Any], key: bytes, value: object) -> None:
+    """Keep `value` under `key`, forgetting all of `memo` once it is full; a
+    key longer than _REMEMBER_BYTES is not kept."""
+    if len(key) > _REMEMBER_BYTES:
+        return
+    if len(memo) >= _REMEMBER:
+        memo.clear()
+    memo[key] = value
 
 
 # glibc's mallopt parameters (malloc.h).

@@ -431,3 +431,24 @@ def test_long_heads_and_tails_are_matched_but_not_remembered() -> None:
     assert result.tls_successes == 100
     assert lines._parts is not None and len(lines._parts.heads) == 1
     assert lines._parts.tails == {}
+
+
+def test_a_reader_remembers_no_more_heads_and_tails_than_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reader, "_REMEMBER", 3)
+    counts, result = Counts(), ScanResult()
+    lines = LineReader(PostfixGrammar(Stream("mail.log", MTIME, ZONE)), counts, result)
+    # Ten peers (ten tails) on hosts of one to ten letters (ten head shapes).
+    lines.push(
+        b"".join(
+            b"Dec  3 10:15:02 " + b"m" * n + b" postfix/smtpd[1]: Anonymous TLS"
+            b" connection established from a.example[192.0.2.%d]: TLSv1.3 with"
+            b" cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n" % n
+            for n in range(1, 11)
+        )
+    )
+    lines.close()
+    assert result.tls_successes == 10
+    assert lines._parts is not None
+    assert 1 <= len(lines._parts.heads) <= 3 and 1 <= len(lines._parts.tails) <= 3
